@@ -1,0 +1,46 @@
+#pragma once
+// slitstep/core: strong-line metallicity calibrations, forward (line ratio -> 12+log(O/H)) and
+// inverse (12+log(O/H) -> line ratio), with their validity ranges. Shared by the simulator (which
+// inverts a calibration to set line ratios) and by analysis/ (which applies it to measurements).
+// All logarithms base 10. Formulas and validity ranges: shared reference calibrations.md §3.1.
+//   PP04 N2 linear:  12+log(O/H) = 8.90 + 0.57 N2,                    -2.5 < N2 < -0.3
+//   PP04 N2 cubic:   9.37 + 2.03 N2 + 1.26 N2^2 + 0.32 N2^3,          -2.5 < N2 < -0.3
+//   PP04 O3N2:       8.73 - 0.32 O3N2,                                 -1 < O3N2 < 1.9
+//   M13 N2:          8.743 + 0.462 N2,                                 -1.6 < N2 < -0.2
+//   M13 O3N2:        8.533 - 0.214 O3N2,                               -1.1 < O3N2 < 1.7
+//   D16 N2S2Ha:      y = log([NII]6584/[SII]6717+6731) + 0.264 N2,
+//                    8.77 + y + 0.45 (y + 0.3)^5,                      -1.1 < y < 0.5
+// where N2 = log([NII]6584/Halpha), O3N2 = log(([OIII]5007/Hbeta)/([NII]6584/Halpha)).
+// Failure: every function returns a CalibrationResult whose status is kOutOfRange (value still
+// computed, flagged) outside the validity range and kInvalidInput for non-finite input; the
+// inverse of a non-monotonic or out-of-range metallicity reports kOutOfRange. Never silent.
+#include <string_view>
+
+#include "core/error.hpp"
+
+namespace slitstep {
+
+enum class Calibration { kPP04N2Linear, kPP04N2Cubic, kPP04O3N2, kM13N2, kM13O3N2, kD16N2S2Ha };
+
+struct CalibrationResult {
+  double value = 0.0;  // 12+log(O/H) (forward) or the ratio index (inverse)
+  Status status;
+};
+
+struct CalibrationRange {
+  double index_min;  // validity of the ratio index (N2, O3N2 or y)
+  double index_max;
+};
+
+std::string_view calibration_name(Calibration c);  // "PP04_N2_cubic", ...
+/// Parses the name above (case-sensitive); returns false if unknown.
+bool calibration_from_name(std::string_view name, Calibration& out);
+CalibrationRange calibration_range(Calibration c);
+
+/// index (N2, O3N2 or y, depending on the calibration) -> 12+log(O/H).
+CalibrationResult metallicity_from_index(Calibration c, double index);
+/// 12+log(O/H) -> index; exact inverse of metallicity_from_index inside the validity range
+/// (closed form for the linear ones, safeguarded Newton/bisection for the cubic and D16).
+CalibrationResult index_from_metallicity(Calibration c, double z_12logoh);
+
+}  // namespace slitstep
