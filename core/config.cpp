@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 
 #define TOML_EXCEPTIONS 1
@@ -18,6 +19,7 @@ struct Config::State {
   std::string text;
   toml::table doc;
   std::set<const toml::node*> used;
+  std::map<std::string, std::set<std::string>> requested;  // section path -> keys asked for
 };
 
 namespace {
@@ -43,6 +45,12 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
     std::swap(prev, cur);
   }
   return prev[b.size()];
+}
+
+std::string strip_indices(std::string s) {
+  for (auto pos = s.find('['); pos != std::string::npos; pos = s.find('['))
+    s.erase(pos, s.find(']', pos) - pos + 1);
+  return s;
 }
 
 }  // namespace
@@ -95,8 +103,11 @@ void Config::check_all_used() const {
   std::function<void(const toml::table&, const std::string&)> walk = [&](const toml::table& t,
                                                                        const std::string& prefix) {
     std::vector<std::string> read_keys;
-    for (auto&& [k, v] : t)
-      if (state_->used.count(&v)) read_keys.emplace_back(k.str());
+    // Keys the program knows in this section: every key it asked for (present or not);
+    // sections inside arrays of tables are compared without their [index].
+    const std::string sp = strip_indices(prefix);
+    for (const auto& [p, keys] : state_->requested)
+      if (strip_indices(p) == sp) read_keys.insert(read_keys.end(), keys.begin(), keys.end());
     for (auto&& [k, v] : t) {
       const std::string p = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
       if (!state_->used.count(&v)) {
@@ -133,6 +144,7 @@ void Config::check_all_used() const {
 }
 
 const toml::node* Section::lookup(const std::string& key) const {
+  state_->requested[path_].insert(key);
   if (!table_) return nullptr;
   const toml::node* n = table_->get(key);
   if (n) state_->used.insert(n);
