@@ -36,6 +36,19 @@ std::string_view calibration_name(Calibration c);  // "PP04_N2_cubic", ...
 /// Parses the name above (case-sensitive); returns false if unknown.
 bool calibration_from_name(std::string_view name, Calibration& out);
 CalibrationRange calibration_range(Calibration c);
+/// Name of the ratio index the calibration takes: "N2", "O3N2" or "y" (D16).
+std::string_view calibration_index_name(Calibration c);
+
+/// Image of the validity range in 12+log(O/H) (all six calibrations are monotonic on the
+/// whole real line, so this is the open interval between the values at the range ends).
+struct MetallicityRange {
+  double z_min;
+  double z_max;
+};
+MetallicityRange calibration_metallicity_range(Calibration c);
+
+/// D16 index y = log([NII]6584 / ([SII]6717+6731)) + 0.264 N2, from the two logarithms.
+double d16_index(double log_nii6584_over_sii, double n2);
 
 /// index (N2, O3N2 or y, depending on the calibration) -> 12+log(O/H).
 CalibrationResult metallicity_from_index(Calibration c, double index);

@@ -25,6 +25,11 @@ const EmissionLine& line(LineId id);
 /// Line by machine name; std::nullopt if unknown.
 std::optional<LineId> line_from_name(std::string_view name);
 double observed_wavelength_um(LineId id, double redshift);
+/// Air -> vacuum wavelength (Angstrom) with the Morton (1991) refractive index used by SDSS:
+/// n = 1 + 2.735182e-4 + 131.4182/lambda^2 + 2.76249e8/lambda^4 (lambda in Angstrom, the air
+/// value is used in n; this is the SDSS convention, accurate to ~1e-3 A in the optical).
+/// Returns NaN for non-finite or non-positive input.
+double air_to_vacuum_A(double air_A);
 
 inline constexpr double kOIIIDoubletRatio = 2.98;  // [OIII]5007 / [OIII]4959
 inline constexpr double kNIIDoubletRatio = 3.0;    // [NII]6584 / [NII]6548
