@@ -32,12 +32,16 @@ struct Exposure {
   std::vector<double> var_rnoise;      // nv*nu
   std::vector<std::uint32_t> dq;       // nv*nu
   std::uint64_t seed = 0;              // seed of the noise realisation (0 = noiseless)
+  /// Optional per-pixel wavelengths (nv*nu, NaN off the slit) for frames whose rows do not
+  /// share one wavelength solution (real, un-rectified JWST 'cal'/'phot' cut-outs). Empty (the
+  /// default, and every simulated exposure) = every row uses wavelength_um.
+  std::vector<double> wavelength2d_um;
 
   std::size_t index(int v, int u) const { return static_cast<std::size_t>(v) * nu + u; }
   std::size_t size() const { return static_cast<std::size_t>(nu) * nv; }
   /// Allocates all arrays zeroed for an nv x nu frame.
   void resize(int nv_rows, int nu_columns);
-  void validate() const;  // sizes agree, nu, nv >= 1
+  void validate() const;  // sizes agree (wavelength2d_um empty or nv*nu), nu, nv >= 1
 };
 
 }  // namespace slitstep
