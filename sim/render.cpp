@@ -1,0 +1,566 @@
+#include "sim/render.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <omp.h>
+
+#include "core/units.hpp"
+
+namespace slitstep {
+
+namespace {
+
+std::size_t li(LineId id) { return static_cast<std::size_t>(id); }
+
+// ------------------------------------------------------------------------------------------
+// Normal CDF table with cubic Hermite interpolation (values and derivatives at the nodes):
+// interpolation error < 2e-11; exactly 0 / 1 beyond ±8.5.
+// ------------------------------------------------------------------------------------------
+class NormalCdfTable {
+ public:
+  static constexpr double kT = 8.5;
+  static constexpr double kPerUnit = 128.0;
+  static constexpr int kN = static_cast<int>(2 * kT * kPerUnit) + 1;
+  NormalCdfTable() {
+    for (int k = 0; k < kN; ++k) {
+      const double t = -kT + k / kPerUnit;
+      cdf_[k] = 0.5 * std::erfc(-t / std::sqrt(2.0));
+      pdf_h_[k] = std::exp(-0.5 * t * t) / std::sqrt(2.0 * kPi) / kPerUnit;
+    }
+  }
+  double operator()(double t) const {
+    if (t <= -kT) return 0.0;
+    if (t >= kT) return 1.0;
+    const double u = (t + kT) * kPerUnit;
+    int k = static_cast<int>(u);
+    if (k >= kN - 1) k = kN - 2;
+    const double f = u - k;
+    const double f2 = f * f, f3 = f2 * f;
+    const double h00 = 2 * f3 - 3 * f2 + 1, h10 = f3 - 2 * f2 + f, h01 = -2 * f3 + 3 * f2,
+                 h11 = f3 - f2;
+    return h00 * cdf_[k] + h10 * pdf_h_[k] + h01 * cdf_[k + 1] + h11 * pdf_h_[k + 1];
+  }
+
+ private:
+  double cdf_[kN];
+  double pdf_h_[kN];
+};
+
+const NormalCdfTable& normal_cdf() {
+  static const NormalCdfTable table;
+  return table;
+}
+
+// ------------------------------------------------------------------------------------------
+// Pixel integration of the (elliptical Sérsic) light profile.
+// ------------------------------------------------------------------------------------------
+constexpr double kGl3x[3] = {-0.7745966692414834, 0.0, 0.7745966692414834};
+constexpr double kGl3w[3] = {5.0 / 9.0, 8.0 / 9.0, 5.0 / 9.0};
+
+// Line ratios of the disk tabulated against de-projected radius (linear interpolation on a fine
+// uniform grid; error ~ (dR)^2 ratio''/8, < 1e-9 relative for the default field).
+struct RatioTable {
+  double inv_dr = 0.0;
+  int n = 0;
+  int nlines = 0;
+  std::vector<double> vals;      // n x nlines
+  std::vector<unsigned> masks;   // clamp mask per node
+  RatioTable(const GalaxyModel& m, const std::vector<LineId>& lines, double r_max) {
+    n = 4097;
+    nlines = static_cast<int>(lines.size());
+    const double dr = r_max / (n - 1);
+    inv_dr = 1.0 / dr;
+    vals.resize(static_cast<std::size_t>(n) * nlines);
+    masks.resize(n);
+    for (int k = 0; k < n; ++k) {
+      const ChemistryRatios cr = m.ratios_for_metallicity(m.metallicity(k * dr));
+      masks[k] = cr.clamped_mask;
+      for (int l = 0; l < nlines; ++l)
+        vals[static_cast<std::size_t>(k) * nlines + l] = cr.ratio[static_cast<std::size_t>(lines[l])];
+    }
+  }
+  // Adds w * ratio_l(r) to acc[l] for every line.
+  void add(double r, double w, double* acc) const {
+    double u = r * inv_dr;
+    int k = static_cast<int>(u);
+    if (k >= n - 1) { k = n - 2; u = n - 1; }
+    const double f = u - k;
+    const double* a = vals.data() + static_cast<std::size_t>(k) * nlines;
+    const double* b = a + nlines;
+    for (int l = 0; l < nlines; ++l) acc[l] += w * (a[l] + f * (b[l] - a[l]));
+  }
+  unsigned mask_at(double r) const {
+    const int k = std::min(static_cast<int>(r * inv_dr + 0.5), n - 1);
+    return masks[k];
+  }
+};
+
+// Pixel integration of the (elliptical Sérsic) light profile, optionally weighted by the disk's
+// line ratios: acc[0] += \int I, acc[1 + l] += \int I ratio_l(R).
+class ProfileIntegrator {
+ public:
+  ProfileIntegrator(const GalaxyModel& m, double re, bool continuum, const RatioTable* table)
+      : m_(m), re_(re), continuum_(continuum), n_(m.sersic_n()), bn_(m.sersic_bn()),
+        q_(m.axis_ratio()), table_(table) {}
+
+  /// Integral over [x0,x1]x[y0,y1] (galaxy-centred offsets, arcsec), added to acc.
+  void pixel(double x0, double x1, double y0, double y1, double* acc) const {
+    double xs[3] = {x0, x1, x1}, ys[3] = {y0, y1, y1};
+    int nxs = 1, nys = 1;
+    if (x0 < 0.0 && x1 > 0.0) { xs[1] = 0.0; xs[2] = x1; nxs = 2; }
+    if (y0 < 0.0 && y1 > 0.0) { ys[1] = 0.0; ys[2] = y1; nys = 2; }
+    for (int a = 0; a < nxs; ++a)
+      for (int b = 0; b < nys; ++b) {
+        const double ax = xs[a], bx = (nxs == 2) ? xs[a + 1] : x1;
+        const double ay = ys[b], by = (nys == 2) ? ys[b + 1] : y1;
+        const bool origin_corner = (ax == 0.0 || bx == 0.0) && (ay == 0.0 || by == 0.0);
+        if (origin_corner) corner(ax, bx, ay, by, 0, acc);
+        else cell(ax, bx, ay, by, acc);
+      }
+  }
+
+ private:
+  // Local e-folding length of the profile at elliptical radius r.
+  double scale(double r) const {
+    if (n_ == 1.0) return re_ / bn_;
+    if (!(r > 0.0)) return n_ < 1.0 ? 1e300 : 0.0;
+    return n_ * re_ * std::pow(r / re_, 1.0 - 1.0 / n_) / bn_;
+  }
+  void gl3(double x0, double x1, double y0, double y1, double* acc) const {
+    const double hx = 0.5 * (x1 - x0), mx = 0.5 * (x1 + x0);
+    const double hy = 0.5 * (y1 - y0), my = 0.5 * (y1 + y0);
+    const double area = hx * hy;
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) {
+        const double r = m_.disk_coords_offset(mx + hx * kGl3x[a], my + hy * kGl3x[b]).r;
+        const double w = kGl3w[a] * kGl3w[b] * area * (continuum_ ? m_.continuum_profile(r) : m_.disk_profile(r));
+        acc[0] += w;
+        if (table_) table_->add(r, w, acc + 1);
+      }
+  }
+  // A rectangle not containing the origin in its interior: s x s Gauss-Legendre 3x3 cells, with
+  // s chosen so that each cell is smaller than the local e-folding length along the minor axis.
+  void cell(double x0, double x1, double y0, double y1, double* acc) const {
+    const double dxn = std::max({x0, -x1, 0.0}), dyn = std::max({y0, -y1, 0.0});
+    const double dxf = std::max(std::fabs(x0), std::fabs(x1)), dyf = std::max(std::fabs(y0), std::fabs(y1));
+    const double d_near = std::sqrt(dxn * dxn + dyn * dyn);       // elliptical r >= d
+    const double r_far = std::sqrt(dxf * dxf + dyf * dyf) / q_;   // elliptical r <= d / q
+    const double ell = n_ >= 1.0 ? scale(d_near) : scale(r_far);
+    const double size = std::max(x1 - x0, y1 - y0);
+    int s = 1;
+    const double need = size / (q_ * ell);
+    if (need > 1.0) s = need > 32.0 ? 32 : static_cast<int>(std::ceil(need));
+    if (s == 1) return gl3(x0, x1, y0, y1, acc);
+    const double hx = (x1 - x0) / s, hy = (y1 - y0) / s;
+    for (int a = 0; a < s; ++a)
+      for (int b = 0; b < s; ++b) gl3(x0 + a * hx, x0 + (a + 1) * hx, y0 + b * hy, y0 + (b + 1) * hy, acc);
+  }
+  // A rectangle with the origin (the cusp) at one corner: geometric refinement toward it.
+  void corner(double x0, double x1, double y0, double y1, int depth, double* acc) const {
+    const double size = std::max(x1 - x0, y1 - y0);
+    if (depth > 40 || size < 1e-7 * re_) return gl3(x0, x1, y0, y1, acc);
+    const double xm = 0.5 * (x0 + x1), ym = 0.5 * (y0 + y1);
+    const double xa[2][2] = {{x0, xm}, {xm, x1}}, ya[2][2] = {{y0, ym}, {ym, y1}};
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b) {
+        const double ax = xa[a][0], bx = xa[a][1], ay = ya[b][0], by = ya[b][1];
+        const bool touches = (ax == 0.0 || bx == 0.0) && (ay == 0.0 || by == 0.0);
+        if (touches) corner(ax, bx, ay, by, depth + 1, acc);
+        else cell(ax, bx, ay, by, acc);
+      }
+  }
+
+  const GalaxyModel& m_;
+  double re_;
+  bool continuum_;
+  double n_, bn_, q_;
+  const RatioTable* table_;
+};
+
+// Fraction of a unit Gaussian (centre c, sigma s) in [a, b].
+double gauss_interval(double a, double b, double c, double s) {
+  const double k = 1.0 / (std::sqrt(2.0) * s);
+  return 0.5 * (std::erf((b - c) * k) - std::erf((a - c) * k));
+}
+
+struct RenderLine {
+  LineId id;
+  int window;
+  double lambda_sys_um;  // observed wavelength at v = 0
+};
+
+struct WindowInfo {
+  double lower_edge_um;
+  double step_um;
+  int n;
+  std::size_t offset;
+};
+
+// A line component: flux surface density `amp` (erg/s/cm^2/arcsec^2) spread as a Gaussian in
+// wavelength (centre lam_c, sigma sig) over the channels of window w, renormalised to the
+// computed range. Returns false if the ±n_sigma range was cut by the window edge.
+inline bool add_line(double* spec, const WindowInfo& w, double lam_c, double sig, double amp,
+                     double nsig, const NormalCdfTable& cdf) {
+  const double lo = lam_c - nsig * sig, hi = lam_c + nsig * sig;
+  const double inv_step = 1.0 / w.step_um;
+  long k0 = static_cast<long>(std::floor((lo - w.lower_edge_um) * inv_step));
+  long k1 = static_cast<long>(std::floor((hi - w.lower_edge_um) * inv_step));
+  bool ok = true;
+  if (k0 < 0) { k0 = 0; ok = false; }
+  if (k1 > w.n - 1) { k1 = w.n - 1; ok = false; }
+  if (k1 < k0) return false;
+  const double inv_sig = 1.0 / sig;
+  const double t0 = (w.lower_edge_um + k0 * w.step_um - lam_c) * inv_sig;
+  const double dt = w.step_um * inv_sig;
+  const double p_first = cdf(t0);
+  const double p_last = cdf(t0 + (k1 - k0 + 1) * dt);
+  const double norm = p_last - p_first;
+  if (!(norm > 0.0)) return false;
+  const double scale = amp / (norm * w.step_um);
+  double prev = p_first;
+  double* out = spec + w.offset;
+  for (long k = k0; k < k1; ++k) {
+    const double p = cdf(t0 + (k - k0 + 1) * dt);
+    out[k] += (p - prev) * scale;
+    prev = p;
+  }
+  out[k1] += (p_last - prev) * scale;
+  return ok;
+}
+
+double window_half_width(const GalaxyModel& m, const RenderOptions& o) {
+  if (o.window_half_width_kms) return *o.window_half_width_kms;
+  const auto& p = m.params();
+  // sigma(R) is monotonic in R and R is a norm, so its extremes over the field are at the
+  // centre or at a corner of the field.
+  const double hx = 0.5 * o.fov_x_arcsec, hy = 0.5 * o.fov_y_arcsec;
+  double smax = m.sigma_kms(0.0);
+  for (double sx : {-hx, hx})
+    for (double sy : {-hy, hy}) smax = std::max(smax, m.sigma_kms(m.disk_coords(sx, sy).r));
+  for (const auto& c : m.clump_derived()) smax = std::max(smax, c.sigma_kms);
+  if (p.agn.enabled) smax = std::max(smax, p.agn.sigma_kms);
+  double vmax = std::fabs(p.v0_kms) + m.max_rotation_kms() * m.sin_i();
+  for (const auto& c : m.clump_derived()) vmax = std::max(vmax, std::fabs(c.vlos_kms));
+  return vmax + o.n_sigma * smax + o.window_padding_kms;
+}
+
+std::vector<LineId> selected_lines(const RenderOptions& o) {
+  if (!o.lines.empty()) {
+    std::vector<LineId> v = o.lines;
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  }
+  std::vector<LineId> v;
+  for (const auto& l : emission_lines()) v.push_back(l.id);
+  return v;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+
+void RenderOptions::validate() const {
+  auto bad = [](const std::string& field, double v, const std::string& rule) {
+    throw InvalidOptions("RenderOptions." + field + " = " + format_value(v) + ": " + rule);
+  };
+  if (!(pixel_arcsec > 0.0 && pixel_arcsec <= 1.0)) bad("pixel_arcsec", pixel_arcsec, "must be in (0, 1]");
+  if (!(fov_x_arcsec >= pixel_arcsec && fov_x_arcsec <= 60.0))
+    bad("fov_x_arcsec", fov_x_arcsec, "must be in [pixel_arcsec, 60]");
+  if (!(fov_y_arcsec >= pixel_arcsec && fov_y_arcsec <= 60.0))
+    bad("fov_y_arcsec", fov_y_arcsec, "must be in [pixel_arcsec, 60]");
+  if (std::lround(fov_x_arcsec / pixel_arcsec) * std::lround(fov_y_arcsec / pixel_arcsec) > 4000000L)
+    bad("fov_x_arcsec", fov_x_arcsec, "the field holds more than 4e6 fine pixels; use a larger pixel_arcsec");
+  if (!(channel_kms >= 0.1 && channel_kms <= 1000.0)) bad("channel_kms", channel_kms, "must be in [0.1, 1000]");
+  if (!(n_sigma >= 4.0 && n_sigma <= 8.0)) bad("n_sigma", n_sigma, "must be in [4, 8]");
+  if (!(window_padding_kms >= 0.0 && window_padding_kms <= 20000.0))
+    bad("window_padding_kms", window_padding_kms, "must be in [0, 20000]");
+  if (window_half_width_kms && !(*window_half_width_kms > 0.0 && *window_half_width_kms <= 30000.0))
+    bad("window_half_width_kms", *window_half_width_kms, "must be in (0, 30000]");
+  if (!(continuum_window_half_A > 0.0 && continuum_window_half_A <= 500.0))
+    bad("continuum_window_half_A", continuum_window_half_A, "must be in (0, 500]");
+  if (threads < 0 || threads > 1024) bad("threads", threads, "must be in [0, 1024] (0 = OpenMP default)");
+}
+
+SpatialGrid render_spatial_grid(const RenderOptions& o) {
+  o.validate();
+  const int nx = std::max(1, static_cast<int>(std::lround(o.fov_x_arcsec / o.pixel_arcsec)));
+  const int ny = std::max(1, static_cast<int>(std::lround(o.fov_y_arcsec / o.pixel_arcsec)));
+  return SpatialGrid::centred(nx, ny, o.pixel_arcsec);
+}
+
+WavelengthGrid render_wavelength_grid(const GalaxyModel& m, const RenderOptions& o) {
+  o.validate();
+  const double hw = window_half_width(m, o);
+  const double z1 = 1.0 + m.params().redshift;
+  struct Interval { double lo, hi; };
+  std::vector<Interval> iv;
+  for (LineId id : selected_lines(o)) {
+    const double lc = line(id).rest_A * z1 / kAngstromPerUm;
+    iv.push_back({lc * doppler_factor(-hw), lc * doppler_factor(hw)});
+  }
+  if (o.continuum_windows)
+    for (double rest : {5500.0, 6500.0})
+      iv.push_back({(rest - o.continuum_window_half_A) * z1 / kAngstromPerUm,
+                    (rest + o.continuum_window_half_A) * z1 / kAngstromPerUm});
+  std::sort(iv.begin(), iv.end(), [](const Interval& a, const Interval& b) { return a.lo < b.lo; });
+  // Turn intervals into whole-channel windows; merge any that overlap after rounding.
+  auto make = [&](const Interval& v) {
+    const double mid = 0.5 * (v.lo + v.hi);
+    const double step = mid * o.channel_kms / kSpeedOfLight_kms;
+    const int n = std::max(1, static_cast<int>(std::ceil((v.hi - v.lo) / step - 1e-9)));
+    return WavelengthWindow{mid - 0.5 * (n - 1) * step, step, n};
+  };
+  std::vector<Interval> merged;
+  for (const auto& v : iv) {
+    if (!merged.empty()) {
+      const WavelengthWindow prev = make(merged.back());
+      const WavelengthWindow cur = make(v);
+      if (cur.lower_edge_um() <= prev.upper_edge_um() + 0.5 * prev.step_um) {
+        merged.back().hi = std::max(merged.back().hi, v.hi);
+        continue;
+      }
+    }
+    merged.push_back(v);
+  }
+  // A merge can make a window grow into the next one: repeat until stable.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t w = 1; w < merged.size(); ++w) {
+      const WavelengthWindow a = make(merged[w - 1]), b = make(merged[w]);
+      if (b.lower_edge_um() <= a.upper_edge_um() + 0.5 * a.step_um) {
+        merged[w - 1].hi = std::max(merged[w - 1].hi, merged[w].hi);
+        merged.erase(merged.begin() + static_cast<long>(w));
+        changed = true;
+        break;
+      }
+    }
+  }
+  std::vector<WavelengthWindow> windows;
+  for (const auto& v : merged) windows.push_back(make(v));
+  return WavelengthGrid::from_windows(std::move(windows));
+}
+
+RenderResult render(const GalaxyModel& model, const RenderOptions& options, const SkyFrame& sky) {
+  RenderResult r;
+  r.cube = Cube::zeros(render_spatial_grid(options), render_wavelength_grid(model, options), sky);
+  r.cube.bunit = kSurfaceBrightnessBunit;
+  static_cast<RenderSummary&>(r) = render_into(model, options, r.cube);
+  return r;
+}
+
+RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options, Cube& cube) {
+  options.validate();
+  const SpatialGrid sg = render_spatial_grid(options);
+  const double hw = window_half_width(model, options);
+  if (!(cube.spatial == sg) || cube.sci.size() != cube.size())
+    throw InvalidOptions("render_into: the cube's spatial grid or size does not match the options");
+  // The spectral grid must be the one render_wavelength_grid() makes (checked cheaply).
+  {
+    const WavelengthGrid wg = render_wavelength_grid(model, options);
+    if (!(cube.spectral == wg))
+      throw InvalidOptions("render_into: the cube's wavelength grid does not match the options");
+  }
+  const auto& p = model.params();
+  const NormalCdfTable& cdf = normal_cdf();
+  const int nx = sg.nx, ny = sg.ny;
+  const double pix = sg.pixel_arcsec, area = sg.pixel_area_arcsec2(), inv_area = 1.0 / area;
+  const std::size_t nl = cube.nl();
+
+  RenderSummary s;
+  s.window_half_width_kms = hw;
+  s.line_flux_total_cgs = model.line_flux_total_cgs();
+  s.line_window.fill(-1);
+
+  // Windows and lines.
+  std::vector<WindowInfo> windows;
+  for (std::size_t w = 0; w < cube.spectral.windows().size(); ++w) {
+    const auto& win = cube.spectral.windows()[w];
+    windows.push_back({win.lower_edge_um(), win.step_um, win.n, cube.spectral.window_offset(w)});
+  }
+  std::vector<RenderLine> lines;
+  for (LineId id : selected_lines(options)) {
+    const double lc = line(id).rest_A * (1.0 + p.redshift) / kAngstromPerUm;
+    int found = -1;
+    for (std::size_t w = 0; w < windows.size(); ++w)
+      if (lc > windows[w].lower_edge_um && lc < windows[w].lower_edge_um + windows[w].n * windows[w].step_um)
+        found = static_cast<int>(w);
+    lines.push_back({id, found, lc});
+    s.rendered[li(id)] = true;
+    s.line_window[li(id)] = found;
+  }
+
+  // Light maps (fraction of each profile per pixel, and of light x line ratio for the disk
+  // lines), integrated over galaxy-centred pixel edges.
+  std::vector<LineId> ids;
+  for (const auto& ln : lines) ids.push_back(ln.id);
+  const int nlines = static_cast<int>(ids.size());
+  const std::size_t stride = static_cast<std::size_t>(nlines) + 1;
+  double r_max = 0.0;
+  for (double sx : {sg.x_arcsec(-0.5), sg.x_arcsec(nx - 0.5)})
+    for (double sy : {sg.y_arcsec(-0.5), sg.y_arcsec(ny - 0.5)})
+      r_max = std::max(r_max, model.disk_coords(sx, sy).r);
+  const RatioTable table(model, ids, 1.001 * r_max + 1e-9);
+  const double ex0 = sg.x0_arcsec - p.center_x_arcsec, ey0 = sg.y0_arcsec - p.center_y_arcsec;
+  const int nthreads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  std::vector<double> disk_acc(sg.size() * stride, 0.0), cont_light;
+  const bool has_cont = model.has_continuum();
+  const bool separate_cont = has_cont && model.continuum_re_arcsec() != p.re_arcsec;
+  if (separate_cont) cont_light.assign(sg.size(), 0.0);
+  {
+    const ProfileIntegrator disk(model, p.re_arcsec, false, &table);
+    const ProfileIntegrator cont(model, model.continuum_re_arcsec(), true, nullptr);
+#pragma omp parallel for schedule(dynamic, 2) num_threads(nthreads)
+    for (int j = 0; j < ny; ++j) {
+      const double y0 = ey0 + (j - 0.5) * pix, y1 = ey0 + (j + 0.5) * pix;
+      for (int i = 0; i < nx; ++i) {
+        const double x0 = ex0 + (i - 0.5) * pix, x1 = ex0 + (i + 0.5) * pix;
+        const std::size_t q = static_cast<std::size_t>(j) * nx + i;
+        disk.pixel(x0, x1, y0, y1, disk_acc.data() + q * stride);
+        if (separate_cont) cont.pixel(x0, x1, y0, y1, cont_light.data() + q);
+      }
+    }
+  }
+  std::vector<double> disk_light(sg.size());
+  for (std::size_t q = 0; q < sg.size(); ++q) disk_light[q] = disk_acc[q * stride];
+  const std::vector<double>& cont_map = separate_cont ? cont_light : disk_light;
+
+  // Gaussian components (clumps, AGN): separable erf products, stored per axis.
+  struct GaussComp {
+    std::vector<double> fx, fy;  // fraction per column / row
+    double flux, vlos, sigma;
+    const LineRatios* ratios;
+  };
+  std::vector<GaussComp> gcomps;
+  auto add_gauss = [&](double xc, double yc, double sig_arcsec, double flux, double v, double sk,
+                       const LineRatios* ratios) {
+    GaussComp g;
+    g.fx.resize(nx);
+    g.fy.resize(ny);
+    for (int i = 0; i < nx; ++i)
+      g.fx[i] = gauss_interval(sg.x_arcsec(i - 0.5), sg.x_arcsec(i + 0.5), xc, sig_arcsec);
+    for (int j = 0; j < ny; ++j)
+      g.fy[j] = gauss_interval(sg.y_arcsec(j - 0.5), sg.y_arcsec(j + 0.5), yc, sig_arcsec);
+    g.flux = flux;
+    g.vlos = v;
+    g.sigma = sk;
+    g.ratios = ratios;
+    gcomps.push_back(std::move(g));
+  };
+  for (std::size_t c = 0; c < p.clumps.size(); ++c) {
+    const auto& k = p.clumps[c];
+    const auto& d = model.clump_derived()[c];
+    add_gauss(p.center_x_arcsec + k.x_arcsec, p.center_y_arcsec + k.y_arcsec, k.sigma_arcsec,
+              k.halpha_flux_cgs, d.vlos_kms, d.sigma_kms, &d.ratios.ratio);
+  }
+  if (p.agn.enabled)
+    add_gauss(p.center_x_arcsec, p.center_y_arcsec, p.agn.sigma_arcsec, p.agn.halpha_flux_cgs,
+              p.v0_kms, p.agn.sigma_kms, &model.agn_ratios());
+
+  // Continuum spectral shape (flux density per um of the whole galaxy) per channel.
+  std::vector<double> cont_shape;
+  if (has_cont) {
+    cont_shape.resize(nl);
+    for (std::size_t k = 0; k < nl; ++k)
+      cont_shape[k] = model.continuum_flux_density(cube.spectral.wavelength_um(k));
+  }
+
+  // Per-row accumulators (reduced in row order afterwards: thread-count independent).
+  std::vector<double> row_flux(static_cast<std::size_t>(ny) * kNumLines, 0.0);
+  std::vector<long long> row_clamp(static_cast<std::size_t>(ny) * 6, 0);
+  std::vector<long long> row_trunc(ny, 0);
+  const double nsig = options.n_sigma;
+  const double f_disk = p.halpha_flux_cgs;
+
+#pragma omp parallel for schedule(dynamic, 2) num_threads(nthreads)
+  for (int j = 0; j < ny; ++j) {
+    double* rf = row_flux.data() + static_cast<std::size_t>(j) * kNumLines;
+    long long* rc = row_clamp.data() + static_cast<std::size_t>(j) * 6;
+    long long trunc = 0;
+    const double y = sg.y_arcsec(j);
+    for (int i = 0; i < nx; ++i) {
+      const std::size_t q = static_cast<std::size_t>(j) * nx + i;
+      double* spec = cube.sci.data() + q * nl;
+      if (has_cont) {
+        const double w = cont_map[q] * inv_area;
+        for (std::size_t k = 0; k < nl; ++k) spec[k] = w * cont_shape[k];
+      } else {
+        std::fill(spec, spec + nl, 0.0);
+      }
+      const double x = sg.x_arcsec(i);
+      // Disk: pixel-integrated light x ratio per line; kinematics at the pixel centre.
+      const double* dacc = disk_acc.data() + q * stride;
+      if (dacc[0] > 0.0) {
+        const auto dc = model.disk_coords(x, y);
+        const double v = dc.r > 0.0 ? p.v0_kms + model.rotation_kms(dc.r) * model.sin_i() * (dc.a / dc.r)
+                                    : p.v0_kms;
+        const double sig_rel = model.sigma_kms(dc.r) / kSpeedOfLight_kms;
+        const double dop = doppler_factor(v);
+        const unsigned mask = table.mask_at(dc.r);
+        for (unsigned c = 0; c < 6; ++c)
+          if (mask & (1u << c)) ++rc[c];
+        for (int l = 0; l < nlines; ++l) {
+          const auto& ln = lines[l];
+          if (ln.window < 0) continue;
+          const double amp = f_disk * dacc[1 + l] * inv_area;
+          if (!(amp > 0.0)) continue;
+          const double lc = ln.lambda_sys_um * dop;
+          if (!add_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig, cdf)) ++trunc;
+          rf[li(ln.id)] += amp * area;
+        }
+      }
+      // Clumps and AGN.
+      for (const auto& g : gcomps) {
+        const double frac = g.fx[i] * g.fy[j];
+        if (!(frac > 0.0) || g.flux == 0.0) continue;
+        const double sbg = g.flux * frac * inv_area;
+        const double dop = doppler_factor(g.vlos);
+        const double sig_rel = g.sigma / kSpeedOfLight_kms;
+        for (const auto& ln : lines) {
+          if (ln.window < 0) continue;
+          const double amp = sbg * (*g.ratios)[li(ln.id)];
+          const double lc = ln.lambda_sys_um * dop;
+          if (!add_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig, cdf)) ++trunc;
+          rf[li(ln.id)] += amp * area;
+        }
+      }
+    }
+    row_trunc[j] = trunc;
+  }
+
+  for (int j = 0; j < ny; ++j) {
+    for (std::size_t l = 0; l < kNumLines; ++l) s.line_flux_fov_cgs[l] += row_flux[static_cast<std::size_t>(j) * kNumLines + l];
+    for (std::size_t c = 0; c < 6; ++c) s.clamped_pixels[c] += row_clamp[static_cast<std::size_t>(j) * 6 + c];
+    s.truncated_profiles += row_trunc[j];
+  }
+  for (double v : disk_light) s.disk_light_fov_fraction += v;
+  if (has_cont)
+    for (double v : cont_map) s.continuum_light_fov_fraction += v;
+
+  // Status: clamps and truncations are reported, not hidden.
+  std::string msg;
+  for (std::size_t c = 0; c < 6; ++c)
+    if (s.clamped_pixels[c] > 0) {
+      if (!msg.empty()) msg += "; ";
+      msg += std::to_string(s.clamped_pixels[c]) + " of " + std::to_string(sg.size()) +
+             " fine pixels have a metallicity outside the validity of " +
+             std::string(calibration_name(static_cast<Calibration>(c))) +
+             " (index clamped at the range edge)";
+    }
+  if (s.truncated_profiles > 0) {
+    if (!msg.empty()) msg += "; ";
+    msg += std::to_string(s.truncated_profiles) +
+           " line profiles were cut by a window edge (renormalised; widen the windows)";
+  }
+  for (const auto& ln : lines)
+    if (ln.window < 0) {
+      if (!msg.empty()) msg += "; ";
+      msg += std::string(line(ln.id).name) + " has no window";
+    }
+  if (!msg.empty()) s.status = Status::Error(StatusCode::kOutOfRange, msg);
+  return s;
+}
+
+}  // namespace slitstep

@@ -1,0 +1,87 @@
+#pragma once
+// slitstep/sim: rendering a GalaxyModel into a sky cube (DESIGN.md §3; docs/sim.md).
+//
+// The sky cube is a core Cube on
+//  * a SpatialGrid of fine pixels (default 0.02" = 4x finer than the 0.08" output spaxels)
+//    centred on the aperture origin, in the aperture frame (x along dispersion, y along slit);
+//  * a windowed WavelengthGrid: one window per line (±half-width around the line at the systemic
+//    redshift), overlapping windows merged, plus line-free continuum windows around rest 5500 and
+//    6500 Å (±25 Å). Each window is linear in wavelength with a step of channel_kms at its centre.
+// Units: sci in erg s^-1 cm^-2 um^-1 arcsec^-2 (kSurfaceBrightnessBunit); err = 0, dq = 0,
+// wmap = 1. integrated_flux(cube) (sum of sci * channel width * pixel area) is a flux in
+// erg s^-1 cm^-2.
+//
+// Accuracy (docs/sim.md): the light of every component is integrated over each fine pixel
+// (erf products for the Gaussian clumps/AGN; adaptive Gauss-Legendre with cusp refinement for the
+// exponential/Sérsic disk), and each line profile is integrated over channels (a Gaussian in
+// wavelength, channel integrals from a tabulated normal CDF, renormalised to the ±n_sigma range
+// so that every pixel's line flux lands in the cube exactly). The cube therefore holds exactly the
+// flux of the part of the model inside the field of view; what falls outside is reported
+// (line_flux_total_cgs - line_flux_fov_cgs), never silently lost.
+// Threads: OpenMP across rows; every output value is computed by one thread from the same inputs
+// and the flux sums are reduced row by row in a fixed order, so results do not depend on the
+// thread count.
+// Failure: RenderOptions::validate() throws InvalidOptions; numerical issues (calibration clamps,
+// truncated profiles) are counted and reported in `status` (kOutOfRange), never printed.
+#include <array>
+#include <optional>
+#include <vector>
+
+#include "core/cube.hpp"
+#include "core/error.hpp"
+#include "core/grid.hpp"
+#include "core/lines.hpp"
+#include "core/wcs.hpp"
+#include "sim/galaxy.hpp"
+
+namespace slitstep {
+
+struct RenderOptions {
+  double pixel_arcsec = 0.02;       // fine pixel size (4x oversampling of 0.08")
+  double fov_x_arcsec = 2.6;        // field of view along x (dispersion), centred on the origin
+  double fov_y_arcsec = 3.2;        // field of view along y (slit); both rounded to whole pixels
+  double channel_kms = 15.0;        // channel width (velocity units at each window's centre)
+  double n_sigma = 6.0;             // line profiles are computed over ±n_sigma sigma (>= 4)
+  double window_padding_kms = 250.0;  // extra half-width for the LSF and in-shutter shifts
+  // Window half-width rule (km/s): |v0| + vc sin i + n_sigma * sigma_max + window_padding_kms,
+  // with sigma_max the largest dispersion of any component in the field. Set this to override.
+  std::optional<double> window_half_width_kms;
+  std::vector<LineId> lines;        // lines to render; empty = all eight
+  bool continuum_windows = true;    // add the line-free windows at rest 5500 and 6500 Å
+  double continuum_window_half_A = 25.0;  // their rest-frame half-width
+  int threads = 0;                  // OpenMP threads; 0 = the OpenMP default
+  /// Throws InvalidOptions "RenderOptions.<field> = <value>: rule".
+  void validate() const;
+  bool operator==(const RenderOptions&) const = default;
+};
+
+/// Everything render() reports besides the cube.
+struct RenderSummary {
+  Status status;                          // kOk, or kOutOfRange with counts of clamps/truncations
+  LineRatios line_flux_total_cgs{};       // model total per line (GalaxyModel), erg/s/cm^2
+  LineRatios line_flux_fov_cgs{};         // rendered inside the field (= cube integral of the line)
+  std::array<bool, kNumLines> rendered{}; // which lines are in the cube
+  std::array<int, kNumLines> line_window{};  // window index of each rendered line (-1 if not)
+  double disk_light_fov_fraction = 0.0;   // fraction of the disk profile inside the field
+  double continuum_light_fov_fraction = 0.0;
+  std::array<long long, 6> clamped_pixels{};  // per Calibration: fine pixels whose index clamped
+  long long truncated_profiles = 0;       // line profiles cut by a window edge (should be 0)
+  double window_half_width_kms = 0.0;     // the half-width used
+};
+
+struct RenderResult : RenderSummary {
+  Cube cube;
+};
+
+/// The fine spatial grid of the options (centred on the aperture origin).
+SpatialGrid render_spatial_grid(const RenderOptions& options);
+/// The windowed wavelength grid for a model and options.
+WavelengthGrid render_wavelength_grid(const GalaxyModel& model, const RenderOptions& options);
+
+/// Renders the model into a new sky cube.
+RenderResult render(const GalaxyModel& model, const RenderOptions& options, const SkyFrame& sky);
+/// Same into an existing cube whose grids equal render_spatial_grid / render_wavelength_grid
+/// (no allocation of the cube; for repeated rendering in fits). Overwrites cube.sci only.
+RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options, Cube& cube);
+
+}  // namespace slitstep
