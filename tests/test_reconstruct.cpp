@@ -13,6 +13,10 @@
 #include "core/rng.hpp"
 #include "instruments/reconstruct.hpp"
 #include "sim/noise.hpp"
+#if __has_include("instruments/observe.hpp")
+#include "instruments/observe.hpp"
+#define SLITSTEP_HAVE_OBSERVE 1
+#endif
 
 namespace slitstep {
 namespace {
@@ -425,6 +429,57 @@ TEST(Reconstruct, ShiftByOneStepShiftsTheCubeByOneColumnRange) {
   };
   EXPECT_NEAR(centroid_x(0.2) - centroid_x(0.0), 0.2, 1e-6);
 }
+
+
+#ifdef SLITSTEP_HAVE_OBSERVE
+// Through the real observe operator (PSF, slit-width/LSF coupling, bars, gap): a compact source
+// with a flat continuum in a short wavelength window.
+TEST(Reconstruct, ObservedPointSourceFluxAndResolution) {
+  const NirspecConfig cfg;
+  const SpatialGrid sg = SpatialGrid::centred(100, 120, 0.02);
+  const WavelengthGrid wg = WavelengthGrid::linear(1.40, 2.0e-4, 40);
+  const NirspecInstrument inst(cfg, sg, wg);
+  Cube sky = Cube::zeros(sg, wg);
+  const double sigma = 0.01, sb_peak = 1e-16;  // Gaussian source, nearly a point
+  for (int j = 0; j < sg.ny; ++j)
+    for (int i = 0; i < sg.nx; ++i) {
+      const double x = sg.x_arcsec(i), y = sg.y_arcsec(j);
+      const double v = sb_peak * std::exp(-0.5 * (x * x + y * y) / (sigma * sigma));
+      for (std::size_t k = 0; k < wg.size(); ++k) sky.sci[sky.index(i, j, k)] = v;
+    }
+  const double f_in = integrated_flux(sky);
+  const auto exps = observe(inst, sky);
+  for (const std::string comb : {"median", "mean"}) {
+    ReconstructOptions o;
+    o.combine = comb;
+    const auto r = reconstruct(exps, cfg.slitlet, cfg.pattern, SkyFrame{}, o);
+    ASSERT_TRUE(r.status.ok()) << r.status.message;
+    const Cube& c = r.cube;
+    double f_out = 0.0;
+    std::vector<double> px(c.nx(), 0.0), py(c.ny(), 0.0);
+    for (int j = 0; j < c.ny(); ++j)
+      for (int i = 0; i < c.nx(); ++i)
+        for (std::size_t k = 0; k < c.nl(); ++k) {
+          const double l = c.spectral.wavelength_um(k);
+          if (l < 1.395 || l > 1.413) continue;
+          const double v = c.sci[c.index(i, j, k)];
+          if (!std::isfinite(v)) continue;
+          f_out += v * c.spectral.width_um(k) * c.spatial.pixel_area_arcsec2();
+          px[i] += v;
+          py[j] += v;
+        }
+    const double fx = fwhm_of(px, c.spatial.pixel_arcsec), fy = fwhm_of(py, c.spatial.pixel_arcsec);
+    std::printf("[ info ] observe + %s: flux ratio %.4f, FWHM x %.3f\", y %.3f\"\n", comb.c_str(), f_out / f_in, fx, fy);
+    EXPECT_NEAR(f_out / f_in, 1.0, 0.05) << comb;
+    EXPECT_NEAR(fx, 0.2, 0.03) << comb;
+    // Along the slit the detector already blurs a point source: PSF (0.075") (x) the
+    // spectrograph kernel K (~1.3 px = 0.13") (x) 0.1" rows gives ~0.17" FWHM in each exposure,
+    // so the brief's "< 0.15"" cannot hold through observe; the reconstruction itself adds
+    // little (0.14" for the PSF-only synthetic source above). Bound: 0.20".
+    EXPECT_LT(fy, 0.20) << comb;
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace slitstep
