@@ -4,18 +4,50 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
 
+#include "apps/commands.hpp"
 #include "core/error.hpp"
 #include "core/version.hpp"
 
+namespace {
+
+std::string one_line(std::string s) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  using namespace slitstep;
   CLI::App app{"slitstep: JWST/NIRSpec MSA slit-stepping simulator and forward-model fitter"};
-  app.set_version_flag("--version", slitstep::kVersion);
+  app.set_version_flag("--version", std::string(kVersion));
   app.require_subcommand(1);
+
+  std::string info_path;
+  auto* info = app.add_subcommand("info", "Summarise a FITS product (HDUs, dimensions, units, WCS)");
+  info->add_option("file", info_path, "FITS file")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  try {
+    if (*info) return app::run_info(info_path);
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "slitstep: error: %s\n", one_line(e.what()).c_str());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "slitstep: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "slitstep: internal error: %s\n", one_line(e.what()).c_str());
+    return 1;
   }
   return 0;
 }

@@ -1,0 +1,17 @@
+#pragma once
+// The slitstep program's subcommands. Each returns the process exit code; InputError escapes to
+// main(), which prints it as one line and returns 2.
+#include <string>
+
+namespace slitstep::app {
+
+struct RenderArgs {
+  std::string config_path;  // empty: the built-in default galaxy
+  std::string out_dir;
+  bool demo = false;        // print the demo's summary table
+};
+
+int run_render(const RenderArgs& args);
+int run_info(const std::string& path);
+
+}  // namespace slitstep::app
