@@ -1,0 +1,240 @@
+#include "instruments/observe.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.hpp"
+#include "instruments/detector.hpp"
+#include "instruments/disperser.hpp"
+
+namespace slitstep {
+namespace {
+
+void check_grids(const NirspecInstrument& ins, const Cube& sky) {
+  if (!(sky.spatial == ins.sky_spatial()))
+    throw InvalidOptions("observe: the sky cube's spatial grid differs from the one the instrument was built for");
+  if (!(sky.spectral == ins.sky_spectral()))
+    throw InvalidOptions("observe: the sky cube's wavelength grid differs from the one the instrument was built for");
+  if (sky.sci.size() != sky.size())
+    throw InvalidOptions("observe: sky.sci has " + std::to_string(sky.sci.size()) + " values, expected " +
+                         std::to_string(sky.size()));
+}
+
+std::vector<int> selected(const NirspecInstrument& ins, const ObserveOptions& o) {
+  std::vector<int> sel = o.pointings;
+  const int np = static_cast<int>(ins.pointings().size());
+  if (sel.empty())
+    for (int p = 0; p < np; ++p) sel.push_back(p);
+  for (int p : sel)
+    if (p < 0 || p >= np)
+      throw InvalidOptions("observe: pointing index " + std::to_string(p) + " out of range 0.." + std::to_string(np - 1));
+  return sel;
+}
+
+void init_exposure(const NirspecInstrument& ins, int p, Exposure& e) {
+  if (e.nu != ins.nu() || e.nv != ins.nv() || e.sci.size() != static_cast<std::size_t>(ins.nu()) * ins.nv()) {
+    e.resize(ins.nv(), ins.nu());
+  } else {
+    std::fill(e.sci.begin(), e.sci.end(), 0.0);
+    std::fill(e.err.begin(), e.err.end(), 0.0);
+    std::fill(e.var_poisson.begin(), e.var_poisson.end(), 0.0);
+    std::fill(e.var_rnoise.begin(), e.var_rnoise.end(), 0.0);
+  }
+  e.pointing = ins.pointings()[p];
+  e.y0_arcsec = ins.row_y0_arcsec();
+  e.pixel_y_arcsec = ins.pixel_y_arcsec();
+  e.wavelength_um = ins.column_wavelengths_um();
+  e.dq = ins.dq_template();
+  e.seed = 0;
+}
+
+// One pointing, fast path. `buf` is a per-thread scratch of nv * nl doubles.
+void render_pointing(const NirspecInstrument& ins, const std::vector<double>& B, int p, Exposure& e,
+                     std::vector<double>& buf) {
+  const SpatialGrid& g = ins.sky_spatial();
+  const std::size_t nl = ins.sky_spectral().size();
+  const int nv = ins.nv(), nu = ins.nu();
+  const int s = ins.step_slot(p), d = ins.dither_slot(p);
+  const auto& cols = ins.columns(s);
+  const auto& sprof = ins.spectral_profiles(s);
+  const auto& svals = ins.spectral_values(s);
+  const std::size_t nch = ins.num_chunks();
+  buf.assign(static_cast<std::size_t>(nv) * nl, 0.0);
+  double* sci = e.sci.data();
+  for (std::size_t c = 0; c < cols.size(); ++c) {
+    const int i = cols[c].i;
+    int r_min = nv, r_max = -1;
+    // 1) collapse sky rows onto detector rows: C(r, k) = sum_j B(i, j, k) Y_j(r)
+    for (std::size_t ch = 0; ch < nch; ++ch) {
+      const std::size_t k0 = ins.chunk_first(ch), k1 = ins.chunk_end(ch);
+      const auto& rprof = ins.row_profiles(d, ch);
+      const auto& rvals = ins.row_values(d, ch);
+      for (const auto& rp : rprof) {
+        const double* base = B.data() + (static_cast<std::size_t>(rp.j) * g.nx + i) * nl;
+        bool any = false;
+        for (std::size_t k = k0; k < k1; ++k) any |= (base[k] != 0.0);
+        if (!any) continue;
+        r_min = std::min(r_min, rp.r0);
+        r_max = std::max(r_max, rp.r0 + rp.len - 1);
+        for (int q = 0; q < rp.len; ++q) {
+          const double y = rvals[rp.offset + q];
+          double* C = buf.data() + static_cast<std::size_t>(rp.r0 + q) * nl;
+          for (std::size_t k = k0; k < k1; ++k) C[k] += y * base[k];
+        }
+      }
+    }
+    if (r_max < r_min) continue;
+    // 2) spread every channel onto detector columns with its spectral profile
+    for (std::size_t k = 0; k < nl; ++k) {
+      const auto& P = sprof[c * nl + k];
+      if (P.len == 0) continue;
+      const double* w = svals.data() + P.offset;
+      for (int r = r_min; r <= r_max; ++r) {
+        const double cval = buf[static_cast<std::size_t>(r) * nl + k];
+        if (cval == 0.0) continue;
+        double* row = sci + static_cast<std::size_t>(r) * nu + P.m0;
+        for (int q = 0; q < P.len; ++q) row[q] += cval * w[q];
+      }
+    }
+    for (int r = r_min; r <= r_max; ++r)
+      std::fill(buf.begin() + static_cast<std::ptrdiff_t>(r) * nl, buf.begin() + static_cast<std::ptrdiff_t>(r + 1) * nl, 0.0);
+  }
+}
+
+}  // namespace
+
+void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOptions& o, std::vector<Exposure>& out) {
+  check_grids(ins, sky);
+  const std::vector<int> sel = selected(ins, o);
+  std::vector<double> B;
+  if (o.apply_psf && ins.psf().enabled()) {
+    ins.psf().apply(sky.sci, B);
+  } else {
+    B = sky.sci;
+  }
+  out.resize(sel.size());
+  const int n = static_cast<int>(sel.size());
+  const int nthreads = o.threads > 0 ? o.threads : omp_get_max_threads();
+#pragma omp parallel num_threads(nthreads)
+  {
+    std::vector<double> buf;
+#pragma omp for schedule(dynamic, 1)
+    for (int q = 0; q < n; ++q) {
+      init_exposure(ins, sel[q], out[q]);
+      render_pointing(ins, B, sel[q], out[q], buf);
+    }
+  }
+}
+
+std::vector<Exposure> observe(const NirspecInstrument& ins, const Cube& sky, const ObserveOptions& o) {
+  std::vector<Exposure> out;
+  observe_into(ins, sky, o, out);
+  return out;
+}
+
+std::vector<Exposure> observe_reference(const NirspecInstrument& ins, const Cube& sky, const ObserveOptions& o) {
+  check_grids(ins, sky);
+  const std::vector<int> sel = selected(ins, o);
+  std::vector<double> B;
+  if (o.apply_psf && ins.psf().enabled()) {
+    ins.psf().apply_direct(sky.sci, B);
+  } else {
+    B = sky.sci;
+  }
+  const NirspecConfig& cfg = ins.config();
+  const SlitletConfig& sl = cfg.slitlet;
+  const SpatialGrid& g = ins.sky_spatial();
+  const WavelengthGrid& wl = ins.sky_spectral();
+  const Disperser& disp = ins.disperser();
+  const std::size_t nl = wl.size();
+  const int nu = ins.nu(), nv = ins.nv();
+  const double sx = cfg.disperser.pixel_x_arcsec, sy = cfg.detector.pixel_y_arcsec;
+  const double hx = 0.5 * sl.shutter.open_x_arcsec, hy = 0.5 * sl.shutter.open_y_arcsec;
+  const auto& lam = ins.column_wavelengths_um();
+  const ChipGap gap = ins.chip_gap();
+  std::vector<double> calib(nu);
+  std::vector<char> live(nu);
+  for (int m = 0; m < nu; ++m) {
+    calib[m] = slitstep::electrons_per_erg_cm2(cfg.detector, lam[m]) * disp.dlds_um_per_px(lam[m]) *
+               sl.shutter.open_x_arcsec * sy;
+    live[m] = !((gap.enabled && lam[m] >= gap.lo_um && lam[m] <= gap.hi_um) ||
+                (cfg.detector.red_limit && lam[m] > ins.red_limit_um()));
+  }
+  std::vector<Exposure> out(sel.size());
+  std::vector<double> fv(nv);
+  for (std::size_t q = 0; q < sel.size(); ++q) {
+    const Pointing& pt = ins.pointings()[sel[q]];
+    Exposure& e = out[q];
+    e.resize(nv, nu);
+    e.pointing = pt;
+    e.y0_arcsec = ins.row_y0_arcsec();
+    e.pixel_y_arcsec = sy;
+    e.wavelength_um = lam;
+    e.dq = ins.dq_template();
+    for (int j = 0; j < g.ny; ++j)
+      for (int i = 0; i < g.nx; ++i) {
+        // sky pixel in the MSA frame of this pointing: the slitlet at x sees the sky at x + offset
+        const double x0 = g.x_arcsec(i) - 0.5 * g.pixel_arcsec - pt.offset_x_arcsec, x1 = x0 + g.pixel_arcsec;
+        const double y0 = g.y_arcsec(j) - 0.5 * g.pixel_arcsec - pt.offset_y_arcsec, y1 = y0 + g.pixel_arcsec;
+        for (int k = 0; k < sl.n_shutters; ++k) {
+          const double yc = shutter_center_y_arcsec(sl, k);
+          const double xa = std::max(x0, -hx), xb = std::min(x1, hx);
+          const double ya = std::max(y0, yc - hy), yb = std::min(y1, yc + hy);
+          if (!(xb > xa) || !(yb > ya)) continue;
+          const double open_area = (xb - xa) * (yb - ya);  // arcsec^2 of this pixel inside shutter k
+          for (std::size_t c = 0; c < nl; ++c) {
+            const double sb = B[(static_cast<std::size_t>(j) * g.nx + i) * nl + c];
+            if (sb == 0.0) continue;
+            const double l = wl.wavelength_um(c);
+            const double e_rate = sb * open_area * wl.width_um(c) * slitstep::electrons_per_erg_cm2(cfg.detector, l);
+            const double u0 = ins.channel_u(c);
+            const double su = ins.kernel_sigma_px_for_channel(c), sv = ins.cross_sigma_px_for_channel(c);
+            const double ua = u0 + xa / sx, ub = u0 + xb / sx;
+            const double va = (ya - ins.row_y0_arcsec()) / sy, vb = (yb - ins.row_y0_arcsec()) / sy;
+            const int m_lo = std::max(0, static_cast<int>(std::floor(ua - 12.0 * su)));
+            const int m_hi = std::min(nu - 1, static_cast<int>(std::ceil(ub + 12.0 * su)));
+            for (int r = 0; r < nv; ++r) fv[r] = box_gauss_fraction(va, vb, sv, r - 0.5, r + 0.5);
+            for (int m = m_lo; m <= m_hi; ++m) {
+              if (!live[m]) continue;
+              const double fu = box_gauss_fraction(ua, ub, su, m - 0.5, m + 0.5);
+              for (int r = 0; r < nv; ++r) e.sci[e.index(r, m)] += e_rate * fu * fv[r] / calib[m];
+            }
+          }
+        }
+      }
+  }
+  return out;
+}
+
+double background_sb(const NirspecInstrument& ins, double l) {
+  return mjy_sr_to_sb(ins.config().detector.background_mjy_sr, l);
+}
+
+ExposureElectrons expected_electrons(const NirspecInstrument& ins, const Exposure& x) {
+  if (x.nu != ins.nu() || x.nv != ins.nv() || x.sci.size() != x.size())
+    throw InvalidOptions("expected_electrons: exposure is " + std::to_string(x.nv) + " x " + std::to_string(x.nu) +
+                         ", the instrument's frame is " + std::to_string(ins.nv()) + " x " + std::to_string(ins.nu()));
+  const double t = x.pointing.exptime_s;
+  ExposureElectrons r;
+  r.read_noise_e = ins.config().detector.read_noise_e;
+  r.e_per_sb.resize(x.nu);
+  for (int u = 0; u < x.nu; ++u) r.e_per_sb[u] = ins.electrons_per_sb(u, t);
+  r.source_e.resize(x.size());
+  r.background_e.resize(x.size());
+  r.to_sb.resize(x.size());
+  r.dark_e.assign(x.size(), ins.config().detector.dark_e_per_s * t);
+  const auto& rows = ins.uniform_row_profile();
+  for (int v = 0; v < x.nv; ++v)
+    for (int u = 0; u < x.nu; ++u) {
+      const std::size_t idx = x.index(v, u);
+      r.source_e[idx] = x.sci[idx] * r.e_per_sb[u];
+      r.to_sb[idx] = ins.column_live(u) ? 1.0 / r.e_per_sb[u] : 0.0;
+      r.background_e[idx] =
+          ins.column_live(u) ? background_sb(ins, x.wavelength_um[u]) * r.e_per_sb[u] * rows[v] : 0.0;
+    }
+  return r;
+}
+
+}  // namespace slitstep

@@ -1,0 +1,68 @@
+#pragma once
+// slitstep/instruments: the linear observe operator, sky cube -> one Exposure per pointing.
+//
+// observe() is NOISELESS and LINEAR in sky.sci. For every pointing of the instrument's pattern
+// (instrument.pointings(), observing order) it returns the rectified 2-D spectrum of the slitlet
+// (instruments/exposure.hpp) spanning the whole grating/filter band (G140H/F100LP: 0.97-1.89 um,
+// ~3900 columns x nv rows of 0.1"), with
+//  * sci: calibrated surface brightness (erg s^-1 cm^-2 um^-1 arcsec^-2) as for a uniformly
+//    illuminated shutter: electrons / NirspecInstrument::electrons_per_sb(u, t)
+//    (slit_stepping_model.md §3). A uniform source of surface brightness I reads I in fully open
+//    rows (to the ~1e-4 set by the throughput's slope across the 2-px slit image); partially
+//    shadowed rows read less (bar shadow is not corrected, as in MSA-3D);
+//  * wavelength_um: the column wavelength of a source at the shutter centre;
+//  * dq: NirspecInstrument::dq_template(): chip gap kDqChipGap|kDqDoNotUse, beyond the red limit
+//    kDqNoCoverage|kDqDoNotUse, rows fully on a bar kDqBarShadow|kDqDoNotUse, rows partly on a
+//    bar kDqBarShadow, rows beyond the slitlet kDqNoCoverage|kDqDoNotUse;
+//  * err, var_poisson, var_rnoise: zero; seed 0 (noise is drawn elsewhere from
+//    expected_electrons()).
+// Only columns reached by the sky cube's channels (plus 10 sigma of the kernels) get signal;
+// the others are zero. Pipeline: PSF convolution of the whole cube (FFT, once), then for every
+// pointing (OpenMP, each pointing writes only its own exposure; deterministic for any thread
+// count) the separable sum over sky columns, sky rows and channels of the precomputed
+// geometry/spectral/row responses of NirspecInstrument.
+// Failure: a sky cube whose grids differ from the instrument's -> InvalidOptions.
+#include <cstdint>
+#include <vector>
+
+#include "core/cube.hpp"
+#include "instruments/exposure.hpp"
+#include "instruments/nirspec.hpp"
+
+namespace slitstep {
+
+struct ObserveOptions {
+  bool apply_psf = true;        // convolve with the telescope PSF before the shutter cut
+  int threads = 0;              // OpenMP threads (0 = OpenMP default); results do not depend on it
+  std::vector<int> pointings;   // pointing indices to observe (empty = all, in order)
+};
+
+/// Noiseless exposures of `sky` (sky.sci only is used; its grids must equal the instrument's).
+std::vector<Exposure> observe(const NirspecInstrument& instrument, const Cube& sky, const ObserveOptions& options = {});
+/// Same, reusing the allocations of `out` (for fitters that call observe many times).
+void observe_into(const NirspecInstrument& instrument, const Cube& sky, const ObserveOptions& options,
+                  std::vector<Exposure>& out);
+/// Slow, obviously correct reference: direct PSF convolution, then for every pointing, sky pixel,
+/// shutter and channel the exact overlap rectangle and the full kernel sums. Same model, same
+/// result as observe() to rounding (tests: 1e-10 relative).
+std::vector<Exposure> observe_reference(const NirspecInstrument& instrument, const Cube& sky,
+                                        const ObserveOptions& options = {});
+
+/// What the noise model needs for one exposure, per pixel (index v*nu + u), in electrons.
+struct ExposureElectrons {
+  std::vector<double> source_e;      // expected source electrons = sci * electrons_per_sb
+  std::vector<double> background_e;  // expected zodiacal electrons (uniform source through the
+                                     // slitlet: uniform_row_profile), 0 in dead columns
+  std::vector<double> dark_e;        // dark_e_per_s * exptime, every pixel
+  double read_noise_e = 0.0;         // Gaussian read noise sigma per pixel (effective, per exposure)
+  std::vector<double> e_per_sb;      // per column u: electrons per unit SB (SCI = electrons / this)
+  std::vector<double> to_sb;         // per pixel: 1 / e_per_sb in columns that receive light, 0 in the
+                                     // chip gap and beyond the red limit (sim/noise.hpp ExposureCounts)
+};
+/// Electron counts of a NOISELESS exposure (as returned by observe). Calibrating back:
+/// sci = (electrons - background_e - dark_e) / e_per_sb[u].
+ExposureElectrons expected_electrons(const NirspecInstrument& instrument, const Exposure& noiseless);
+/// Zodiacal background surface brightness (erg s^-1 cm^-2 um^-1 arcsec^-2) at lambda.
+double background_sb(const NirspecInstrument& instrument, double wavelength_um);
+
+}  // namespace slitstep
