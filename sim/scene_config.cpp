@@ -264,8 +264,10 @@ std::string describe_model(const GalaxyModel& model) {
   std::string out;
   char buf[256];
   auto row = [&](const char* name, const std::string& value, const char* unit) {
-    std::snprintf(buf, sizeof buf, "  %-26s %14s  %s\n", name, value.c_str(), unit);
-    out += buf;
+    std::snprintf(buf, sizeof buf, "  %-26s %14s  %s", name, value.c_str(), unit);
+    std::string line(buf);
+    line.erase(line.find_last_not_of(' ') + 1);
+    out += line + "\n";
   };
   auto f = [](double v, const char* fmt = "%.4g") {
     char b[64];
