@@ -33,7 +33,7 @@ struct DetectorConfig {
 /// Centre (um) of the NRS1/NRS2 gap for G140H/F100LP, interpolated linearly in shutter_i
 /// (1..365) from the nirspec.md §4 table for the quadrant family (Q1/Q2 or Q3/Q4); confidence L
 /// (+-0.02 um). Beyond the tabulated shutters the nearest segment is extrapolated; for Q1/Q2 and
-/// shutter_i <~ 130 the gap lies below the F100LP cut-on (no gap in band), as the table says.
+/// shutter_i <~ 95 the gap lies below the F100LP cut-on (no gap in band), as the table says.
 double chip_gap_center_um(int quadrant, int shutter_i);
 /// Red limit (um) of the spectrum on NRS2 for the shutter (table §4, L, +-0.02 um).
 double red_limit_um(int quadrant, int shutter_i);
