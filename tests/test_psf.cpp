@@ -86,3 +86,46 @@ TEST(Psf, FftConvolutionEqualsDirectAndConservesFlux) {
   const PsfConvolver id(none, sp, wl);
   EXPECT_FALSE(id.enabled());
 }
+
+#include "core/fits.hpp"
+#include "helpers/paths.hpp"
+
+TEST(Psf, TabulatedFileMatchesTheAnalyticKernelItWasMadeFrom) {
+  slitstep::test::TempDir dir("psf_file");
+  const std::string path = dir.file("psf.fits");
+  const int n = 101;
+  const double pix = 0.004, fwhm = 0.075, sig = fwhm / 2.3548200450309493;
+  std::vector<double> img(static_cast<std::size_t>(n) * n);
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      const double dx = (x - 50) * pix, dy = (y - 50) * pix;
+      img[static_cast<std::size_t>(y) * n + x] = std::exp(-0.5 * (dx * dx + dy * dy) / (sig * sig));
+    }
+  {
+    FitsFile f = FitsFile::create(path);
+    f.create_image(FitsPixel::kFloat64, {n, n});
+    f.write_image(img);
+    f.commit();
+  }
+  PsfConfig c;
+  c.model = "file";
+  c.file = path;
+  c.file_pixel_arcsec = pix;
+  c.file_ref_wavelength_um = 1.4;
+  c.radius_arcsec = 0.18;
+  const PsfImage im = read_psf_image(path);
+  const PsfKernel kf = make_psf_kernel(c, 1.4, 0.02, &im);
+  PsfConfig g;
+  g.radius_arcsec = 0.18;
+  const PsfKernel kg = make_psf_kernel(g, 1.4, 0.02);
+  ASSERT_EQ(kf.half, kg.half);
+  double worst = 0;
+  for (std::size_t q = 0; q < kf.values.size(); ++q) worst = std::max(worst, std::abs(kf.values[q] - kg.values[q]));
+  std::cout << "file PSF vs Gaussian kernel: max |diff| = " << worst << " (peak " << kg.at(0, 0) << ")\n";
+  EXPECT_LT(worst, 0.01 * kg.at(0, 0));
+  // convolver with the file model reports the image's FWHM
+  const PsfConvolver conv(c, SpatialGrid::centred(9, 9, 0.02), WavelengthGrid::linear(1.4, 0.001, 3));
+  EXPECT_NEAR(conv.fwhm_arcsec(1.4), fwhm, 0.003);
+  c.file = dir.file("missing.fits");
+  EXPECT_THROW(read_psf_image(c.file), InputError);
+}
