@@ -26,6 +26,17 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(kVersion));
   app.require_subcommand(1);
 
+  app::RenderArgs demo_args;
+  demo_args.demo = true;
+  demo_args.out_dir = "slitstep-demo";
+  auto* demo = app.add_subcommand("demo", "Run the main job on the built-in default galaxy");
+  demo->add_option("-o,--output", demo_args.out_dir, "Output folder")->capture_default_str();
+
+  app::RenderArgs render_args;
+  auto* render = app.add_subcommand("render", "Render a galaxy model (TOML) into DIR/sky.fits and DIR/truth.json");
+  render->add_option("config", render_args.config_path, "Galaxy configuration (TOML)")->required();
+  render->add_option("-o,--output", render_args.out_dir, "Output folder")->required();
+
   std::string info_path;
   auto* info = app.add_subcommand("info", "Summarise a FITS product (HDUs, dimensions, units, WCS)");
   info->add_option("file", info_path, "FITS file")->required();
@@ -38,6 +49,8 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (*demo) return app::run_render(demo_args);
+    if (*render) return app::run_render(render_args);
     if (*info) return app::run_info(info_path);
   } catch (const InputError& e) {
     std::fprintf(stderr, "slitstep: error: %s\n", one_line(e.what()).c_str());

@@ -1,10 +1,13 @@
 #include "core/cube.hpp"
 
+#include <cmath>
+
 #include "core/error.hpp"
 
 namespace slitstep {
 
-Cube Cube::zeros(const SpatialGrid& spatial, const WavelengthGrid& spectral, const SkyFrame& sky) {
+Cube Cube::zeros(const SpatialGrid& spatial, const WavelengthGrid& spectral, const SkyFrame& sky,
+                 bool quality_planes) {
   spatial.validate();
   sky.validate();
   if (spectral.empty()) throw InvalidOptions("Cube: the wavelength grid is empty");
@@ -14,10 +17,15 @@ Cube Cube::zeros(const SpatialGrid& spatial, const WavelengthGrid& spectral, con
   c.sky = sky;
   const std::size_t n = c.size();
   c.sci.assign(n, 0.0);
-  c.err.assign(n, 0.0);
-  c.dq.assign(n, kDqGood);
-  c.wmap.assign(n, 1.0);
+  if (quality_planes) c.ensure_quality();
   return c;
+}
+
+void Cube::ensure_quality() {
+  const std::size_t n = size();
+  if (err.empty()) err.assign(n, 0.0);
+  if (dq.empty()) dq.assign(n, kDqGood);
+  if (wmap.empty()) wmap.assign(n, 1.0);
 }
 
 void Cube::validate() const {
@@ -31,6 +39,7 @@ void Cube::validate() const {
                            " values; the grids need " + std::to_string(n));
   };
   check(sci.size(), "sci");
+  if (err.empty() && dq.empty() && wmap.empty()) return;  // noiseless model cube
   check(err.size(), "err");
   check(dq.size(), "dq");
   check(wmap.size(), "wmap");
@@ -47,7 +56,8 @@ double integrated_flux(const Cube& cube, double lo_um, double hi_um) {
   for (std::size_t p = 0; p < cube.spatial.size(); ++p) {
     const double* s = cube.sci.data() + p * nl;
     double acc = 0.0;
-    for (std::size_t k = 0; k < nl; ++k) acc += s[k] * w[k];
+    for (std::size_t k = 0; k < nl; ++k)
+      if (std::isfinite(s[k])) acc += s[k] * w[k];
     total += acc;
   }
   return total * cube.spatial.pixel_area_arcsec2();

@@ -391,8 +391,10 @@ void write_wcs(FitsFile& f, const Cube& c) {
 }
 
 void write_extension(FitsFile& f, const char* extname, FitsPixel type, const std::vector<long>& dims,
-                     const Cube& c, const std::string& bunit, const std::string& bunit_comment) {
-  f.create_image(type, dims);
+                     const Cube& c, const std::string& bunit, const std::string& bunit_comment,
+                     bool compressed = false) {
+  if (compressed) f.create_compressed_image(type, dims);
+  else f.create_image(type, dims);
   f.write_key("EXTNAME", extname, "extension name");
   f.write_key("BUNIT", bunit, bunit_comment);
   write_wcs(f, c);
@@ -468,14 +470,23 @@ void write_cube(const Cube& cube, const std::string& path, const ProductMeta& me
   // ---- image extensions
   write_extension(f, "SCI", FitsPixel::kFloat32, dims, cube, cube.bunit, "surface brightness");
   f.write_image(cube_to_fits<float>(cube.sci, nx, ny, nl));
-  write_extension(f, "ERR", FitsPixel::kFloat32, dims, cube, cube.bunit, "1-sigma uncertainty of SCI");
-  f.write_image(cube_to_fits<float>(cube.err, nx, ny, nl));
-  write_extension(f, "DQ", FitsPixel::kInt32, dims, cube, "", "no unit: bit flags, see docs/formats.md");
-  std::vector<std::int32_t> dq(cube.dq.size());
-  for (std::size_t n = 0; n < dq.size(); ++n) dq[n] = static_cast<std::int32_t>(cube.dq[n]);
-  f.write_image(cube_to_fits<std::int32_t>(dq, nx, ny, nl));
-  write_extension(f, "WMAP", FitsPixel::kFloat32, dims, cube, "", "dimensionless weight (effective exposures)");
-  f.write_image(cube_to_fits<float>(cube.wmap, nx, ny, nl));
+  // A noiseless model cube without quality planes: ERR = 0, DQ = 0, WMAP = 1, written as
+  // lossless tile-compressed constants so that they cost no disk space.
+  const bool constant = !cube.has_quality();
+  write_extension(f, "ERR", FitsPixel::kFloat32, dims, cube, cube.bunit, "1-sigma uncertainty of SCI", constant);
+  if (constant) f.write_image(std::vector<float>(cube.size(), 0.0f));
+  else f.write_image(cube_to_fits<float>(cube.err, nx, ny, nl));
+  write_extension(f, "DQ", FitsPixel::kInt32, dims, cube, "", "no unit: bit flags, see docs/formats.md", constant);
+  if (constant) {
+    f.write_image(std::vector<std::int32_t>(cube.size(), 0));
+  } else {
+    std::vector<std::int32_t> dq(cube.dq.size());
+    for (std::size_t n = 0; n < dq.size(); ++n) dq[n] = static_cast<std::int32_t>(cube.dq[n]);
+    f.write_image(cube_to_fits<std::int32_t>(dq, nx, ny, nl));
+  }
+  write_extension(f, "WMAP", FitsPixel::kFloat32, dims, cube, "", "dimensionless weight (effective exposures)", constant);
+  if (constant) f.write_image(std::vector<float>(cube.size(), 1.0f));
+  else f.write_image(cube_to_fits<float>(cube.wmap, nx, ny, nl));
 
   // ---- WCS-TAB coordinate table (FITS WCS Paper III) for windowed grids
   if (!cube.spectral.is_linear()) {

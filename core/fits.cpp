@@ -507,6 +507,26 @@ void FitsFile::create_image(FitsPixel type, const std::vector<long>& dims) {
   check(status, "cannot create an image HDU with dims " + dims_text(dims));
 }
 
+void FitsFile::create_compressed_image(FitsPixel type, const std::vector<long>& dims) {
+  require_writable("create a compressed image");
+  int status = 0;
+  fits_set_compression_type(F(fptr_), GZIP_1, &status);
+  check(status, "cannot select GZIP tile compression");
+  fits_set_quantize_level(F(fptr_), 0.0f, &status);  // no quantisation: lossless floats
+  check(status, "cannot switch off float quantisation");
+  try {
+    create_image(type, dims);
+  } catch (...) {
+    int s2 = 0;
+    fits_set_compression_type(F(fptr_), 0, &s2);
+    throw;
+  }
+  // Writing pixels happens after this call; compression stays selected for this HDU only until
+  // the next create_*; switch it off for the HDUs that follow.
+  fits_set_compression_type(F(fptr_), 0, &status);
+  check(status, "cannot reset the compression type");
+}
+
 int FitsFile::image_bitpix() {
   if (hdu_type() != HduType::kImage) fail("not an image HDU");
   int bitpix = 0, status = 0;

@@ -122,6 +122,10 @@ class FitsFile {
   /// Appends an image HDU with the given dims (FITS order) and makes it current. The first HDU
   /// created becomes the primary HDU.
   void create_image(FitsPixel type, const std::vector<long>& dims_fits_order);
+  /// Like create_image, but the HDU is a lossless GZIP tile-compressed image (FITS tiled image
+  /// convention; CFITSIO, astropy and fitsverify read it as an ordinary image). Used for planes
+  /// that are constant (e.g. ERR = 0 of a noiseless model cube) so they cost no disk space.
+  void create_compressed_image(FitsPixel type, const std::vector<long>& dims_fits_order);
   /// BITPIX of the current image HDU (InputError if it is not an image).
   int image_bitpix();
   /// NAXISn of the current image HDU in FITS order; empty for NAXIS = 0.

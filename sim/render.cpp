@@ -345,7 +345,8 @@ WavelengthGrid render_wavelength_grid(const GalaxyModel& m, const RenderOptions&
 
 RenderResult render(const GalaxyModel& model, const RenderOptions& options, const SkyFrame& sky) {
   RenderResult r;
-  r.cube = Cube::zeros(render_spatial_grid(options), render_wavelength_grid(model, options), sky);
+  r.cube = Cube::zeros(render_spatial_grid(options), render_wavelength_grid(model, options), sky,
+                       /*quality_planes=*/false);
   r.cube.bunit = kSurfaceBrightnessBunit;
   static_cast<RenderSummary&>(r) = render_into(model, options, r.cube);
   return r;
