@@ -110,7 +110,7 @@ void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOp
   const std::vector<int> sel = selected(ins, o);
   std::vector<double> B;
   if (o.apply_psf && ins.psf().enabled()) {
-    ins.psf().apply(sky.sci, B);
+    ins.psf().apply(sky.sci, B, o.threads);
   } else {
     B = sky.sci;
   }

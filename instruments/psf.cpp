@@ -1,6 +1,7 @@
 #include "instruments/psf.hpp"
 
 #include <fftw3.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -275,7 +276,7 @@ double PsfConvolver::fwhm_arcsec(double l) const {
   return psf_fwhm_arcsec(config_, l);
 }
 
-void PsfConvolver::apply(const std::vector<double>& in, std::vector<double>& out) const {
+void PsfConvolver::apply(const std::vector<double>& in, std::vector<double>& out, int threads) const {
   const std::size_t n = static_cast<std::size_t>(nx_) * ny_ * nl_;
   if (in.size() != n)
     throw InvalidOptions("PsfConvolver::apply: input has " + std::to_string(in.size()) + " values, expected " +
@@ -289,7 +290,8 @@ void PsfConvolver::apply(const std::vector<double>& in, std::vector<double>& out
   const std::size_t nreal = static_cast<std::size_t>(f.nxp) * f.nyp;
   const std::size_t ncplx = static_cast<std::size_t>(f.nxp / 2 + 1) * f.nyp;
   const long nl = static_cast<long>(nl_);
-#pragma omp parallel
+  const int nthreads = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel num_threads(nthreads)
   {
     double* r = fftw_alloc_real(nreal);
     fftw_complex* cx = fftw_alloc_complex(ncplx);

@@ -84,8 +84,9 @@ class PsfConvolver {
 
   bool enabled() const { return enabled_; }
   /// out (resized to in.size()) = PSF (x) in, channel by channel; `in` in Cube layout
-  /// (spectrum-contiguous). Uses FFTs. in.size() must equal nx*ny*nl of the grids.
-  void apply(const std::vector<double>& in, std::vector<double>& out) const;
+  /// (spectrum-contiguous). Uses FFTs. in.size() must equal nx*ny*nl of the grids. `threads`:
+  /// OpenMP threads over channels (0 = OpenMP default); the result does not depend on it.
+  void apply(const std::vector<double>& in, std::vector<double>& out, int threads = 0) const;
   /// Same result by direct summation (slow; the reference path for tests).
   void apply_direct(const std::vector<double>& in, std::vector<double>& out) const;
 
