@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -30,6 +32,16 @@ std::string node_text(const toml::node& n) {
   if (n.is_array()) {
     os << toml::toml_formatter(*n.as_array(), toml::format_flags::none);
     return os.str();
+  }
+  if (n.is_floating_point()) {
+    // shortest text that reads back to the same double (-0.1, not -0.10000000000000001)
+    const double v = n.as_floating_point()->get();
+    char buf[40];
+    for (int p = 1; p <= 17; ++p) {
+      std::snprintf(buf, sizeof buf, "%.*g", p, v);
+      if (std::strtod(buf, nullptr) == v) break;
+    }
+    return buf;
   }
   n.visit([&](auto&& v) { os << v; });
   return os.str();
@@ -228,6 +240,19 @@ bool Section::get(const std::string& key, std::vector<double>& out) const {
     else if (el.is_integer()) v.push_back(static_cast<double>(el.as_integer()->get()));
     else fail(key, "expected an array of numbers");
     if (!std::isfinite(v.back())) fail(key, "every element must be finite");
+  }
+  out = std::move(v);
+  return true;
+}
+
+bool Section::get(const std::string& key, std::vector<std::string>& out) const {
+  const toml::node* n = lookup(key);
+  if (!n) return false;
+  if (!n->is_array()) fail(key, "expected an array of strings");
+  std::vector<std::string> v;
+  for (auto& el : *n->as_array()) {
+    if (!el.is_string()) fail(key, "expected an array of strings");
+    v.push_back(el.as_string()->get());
   }
   out = std::move(v);
   return true;

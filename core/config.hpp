@@ -61,6 +61,7 @@ class Section {
   bool get(const std::string& key, std::string& out) const;
   bool get(const std::string& key, std::vector<double>& out) const;
   bool get(const std::string& key, std::vector<int>& out) const;
+  bool get(const std::string& key, std::vector<std::string>& out) const;
   /// Sub-table `key` (an empty section if absent). Throws if `key` exists and is not a table.
   Section table(const std::string& key) const;
   /// Array of tables `[[key]]` (empty if absent).

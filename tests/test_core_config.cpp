@@ -91,6 +91,15 @@ TEST(Config, SyntaxErrorsAndMissingFiles) {
   EXPECT_NE(m2.find("/nonexistent/x.toml"), std::string::npos) << m2;
 }
 
+TEST(Config, StringListsAndShortNumbersInMessages) {
+  auto c = Config::from_string("lines = [\"halpha\", \"nii6584\"]\nx = -0.1\n", "s.toml");
+  std::vector<std::string> lines;
+  EXPECT_TRUE(c.root().get("lines", lines));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1], "nii6584");
+  EXPECT_EQ(message_of([&] { c.root().fail("x", "bad"); }), "s.toml:2: x = -0.1: bad");
+}
+
 TEST(Config, FailNamesTheValue) {
   auto c = Config::from_string("[galaxy]\ninclination_deg = 95\n", "g.toml");
   auto g = c.root().table("galaxy");
