@@ -6,6 +6,7 @@
 
 #include <boost/math/special_functions/gamma.hpp>
 
+#include "core/quadrature.hpp"
 #include "core/error.hpp"
 #include "core/units.hpp"
 
@@ -27,13 +28,8 @@ double freeman_shape(double y) {
           std::cyl_bessel_i(1.0, y) * std::cyl_bessel_k(1.0, y));
 }
 
-// Gauss-Legendre 8-point nodes/weights on [-1, 1].
-constexpr double kGl8x[8] = {-0.9602898564975363, -0.7966664774136267, -0.5255324099163290,
-                             -0.1834346424956498, 0.1834346424956498,  0.5255324099163290,
-                             0.7966664774136267,  0.9602898564975363};
-constexpr double kGl8w[8] = {0.1012285362903763, 0.2223810344533745, 0.3137066458778873,
-                             0.3626837833783620, 0.3626837833783620, 0.3137066458778873,
-                             0.2223810344533745, 0.1012285362903763};
+constexpr const double* kGl8x = kGaussLegendre8X;
+constexpr const double* kGl8w = kGaussLegendre8W;
 
 std::string fmt(double v) { return format_value(v); }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/quadrature.hpp"
 #include "core/cosmology.hpp"
 #include "core/cube.hpp"
 #include "core/units.hpp"
@@ -12,12 +13,8 @@ namespace slitstep {
 
 namespace {
 
-constexpr double kGl8x[8] = {-0.9602898564975363, -0.7966664774136267, -0.5255324099163290,
-                             -0.1834346424956498, 0.1834346424956498,  0.5255324099163290,
-                             0.7966664774136267,  0.9602898564975363};
-constexpr double kGl8w[8] = {0.1012285362903763, 0.2223810344533745, 0.3137066458778873,
-                             0.3626837833783620, 0.3626837833783620, 0.3137066458778873,
-                             0.2223810344533745, 0.1012285362903763};
+constexpr const double* kGl8x = kGaussLegendre8X;
+constexpr const double* kGl8w = kGaussLegendre8W;
 
 double gauss_fraction(double lo, double hi, double c, double s) {
   const double k = 1.0 / (std::sqrt(2.0) * s);
