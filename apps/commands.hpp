@@ -11,7 +11,17 @@ struct RenderArgs {
   bool demo = false;        // print the demo's summary table
 };
 
+struct SimulateArgs {
+  std::string config_path;  // empty: the built-in default galaxy and instrument
+  std::string out_dir;
+  bool noiseless = false;   // --noiseless
+  long long seed = -1;      // --seed (>= 0 overrides the config's seed)
+  int threads = 0;          // --threads (0 = OpenMP default)
+  bool demo = false;        // print the model table, write sky.fits too
+};
+
 int run_render(const RenderArgs& args);
+int run_simulate(const SimulateArgs& args);
 int run_info(const std::string& path);
 
 }  // namespace slitstep::app

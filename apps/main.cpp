@@ -26,11 +26,25 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(kVersion));
   app.require_subcommand(1);
 
-  app::RenderArgs demo_args;
+  app::SimulateArgs demo_args;
   demo_args.demo = true;
   demo_args.out_dir = "slitstep-demo";
-  auto* demo = app.add_subcommand("demo", "Run the main job on the built-in default galaxy");
+  auto* demo = app.add_subcommand(
+      "demo", "The whole chain on the built-in default galaxy: render, observe 63 pointings, noise, reconstruct");
   demo->add_option("-o,--output", demo_args.out_dir, "Output folder")->capture_default_str();
+  demo->add_option("--threads", demo_args.threads, "OpenMP threads (0 = default)")->check(CLI::NonNegativeNumber);
+
+  app::SimulateArgs sim_args;
+  auto* simulate = app.add_subcommand(
+      "simulate", "Galaxy + instrument (TOML) -> DIR/exposures/*.fits, DIR/cube.fits, DIR/truth.json");
+  simulate->add_option("config", sim_args.config_path, "Configuration (TOML): galaxy, instrument, reconstruct, noise")
+      ->required();
+  simulate->add_option("-o,--output", sim_args.out_dir, "Output folder")->required();
+  simulate->add_flag("--noiseless", sim_args.noiseless, "Draw no noise (ERR still holds the expected noise)");
+  simulate->add_option("--seed", sim_args.seed, "Seed of the noise (overrides the config's seed)")
+      ->check(CLI::NonNegativeNumber);
+  simulate->add_option("--threads", sim_args.threads, "OpenMP threads (0 = default; results do not depend on it)")
+      ->check(CLI::NonNegativeNumber);
 
   app::RenderArgs render_args;
   auto* render = app.add_subcommand("render", "Render a galaxy model (TOML) into DIR/sky.fits and DIR/truth.json");
@@ -49,7 +63,8 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*demo) return app::run_render(demo_args);
+    if (*demo) return app::run_simulate(demo_args);
+    if (*simulate) return app::run_simulate(sim_args);
     if (*render) return app::run_render(render_args);
     if (*info) return app::run_info(info_path);
   } catch (const InputError& e) {
