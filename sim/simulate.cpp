@@ -79,6 +79,82 @@ std::string pattern_text(const PatternConfig& p) {
   return std::to_string(p.steps_x_arcsec.size()) + "x" + std::to_string(p.dithers_y_arcsec.size()) + " " + p.order;
 }
 
+SimulationResult start_result(const SimulationConfig& config, const SimulateOptions& options) {
+  SimulationResult res;
+  res.config = config;
+  res.seed = options.seed ? *options.seed : config.scene.seed;
+  res.noiseless = options.noiseless || config.noise.noiseless;
+  res.grating = config.instrument.disperser.grating;
+  res.filter = config.instrument.disperser.filter;
+  const Band band = grating_filter_band(res.grating, res.filter);
+  res.band_lo_um = band.lo_um;
+  res.band_hi_um = band.hi_um;
+  res.config.scene.seed = res.seed;
+  res.config.noise.noiseless = res.noiseless;
+  return res;
+}
+
+// observe -> noise -> reconstruct of a sky cube, into res (res.config, seed, noiseless set).
+void run_instrument_chain(const Cube& sky, const SimulateOptions& options, SimulationResult& res) {
+  const int threads = options.threads;
+  auto t0 = Clock::now();
+  // 2. instrument + observe
+  t0 = Clock::now();
+  const NirspecInstrument ins(res.config.instrument, sky.spatial, sky.spectral);
+  res.timings.instrument_s = seconds_since(t0);
+  t0 = Clock::now();
+  ObserveOptions oopt;
+  oopt.threads = threads;
+  oopt.pointings = options.pointings;
+  res.exposures = observe(ins, sky, oopt);
+  res.timings.observe_s = seconds_since(t0);
+
+  // 3. noise, in batches (counts of all 63 exposures at once would need ~120 MB)
+  t0 = Clock::now();
+  NoiseModel nm = res.config.noise;
+  nm.noiseless = res.noiseless;
+  nm.threads = threads;
+  const Rng rng(res.seed);
+  const std::size_t nexp = res.exposures.size();
+  const int nthr = threads > 0 ? threads : omp_get_max_threads();
+  const std::size_t batch = static_cast<std::size_t>(std::max(4, 2 * nthr));
+  for (std::size_t first = 0; first < nexp && res.noise.status.ok(); first += batch) {
+    const std::size_t last = std::min(nexp, first + batch);
+    std::vector<Exposure> part;
+    part.reserve(last - first);
+    for (std::size_t q = first; q < last; ++q) part.push_back(std::move(res.exposures[q]));
+    std::vector<ExposureCounts> counts(part.size());
+    const long np = static_cast<long>(part.size());
+#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
+    for (long q = 0; q < np; ++q)
+      counts[static_cast<std::size_t>(q)] = to_counts(expected_electrons(ins, part[static_cast<std::size_t>(q)]));
+    const NoiseSummary ns = apply_noise(part, counts, nm, rng);
+    res.noise.n_pixels += ns.n_pixels;
+    if (!ns.status.ok()) res.noise.status = ns.status;
+    for (std::size_t q = first; q < last; ++q) res.exposures[q] = std::move(part[q - first]);
+  }
+  if (res.noiseless)
+    for (auto& e : res.exposures) e.seed = 0;
+  res.timings.noise_s = seconds_since(t0);
+
+  // 4. reconstruct
+  t0 = Clock::now();
+  ReconstructOptions rec = res.config.reconstruct;
+  rec.threads = threads;
+  res.reconstruct = reconstruct(res.exposures, res.config.instrument.slitlet, res.config.instrument.pattern,
+                                res.config.scene.sky, rec);
+  res.timings.reconstruct_s = seconds_since(t0);
+
+  if (!res.noise.status.ok()) res.status = Status::Error(res.noise.status.code, "noise: " + res.noise.status.message);
+  else if (!res.reconstruct.status.ok())
+    res.status = Status::Error(res.reconstruct.status.code, "reconstruct: " + res.reconstruct.status.message);
+  if (!res.noise.status.ok()) res.status = Status::Error(res.noise.status.code, "noise: " + res.noise.status.message);
+  else if (!res.reconstruct.status.ok())
+    res.status = Status::Error(res.reconstruct.status.code, "reconstruct: " + res.reconstruct.status.message);
+  // render's kOutOfRange (calibration clamps) is a remark on the model, not a failure: it is in
+  // res.render.status and in the notes.
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -198,19 +274,7 @@ ExposureCounts to_counts(const ExposureElectrons& el) {
 SimulationResult simulate(const SimulationConfig& config, const SimulateOptions& options) {
   const auto t_start = Clock::now();
   config.validate();
-  SimulationResult res;
-  res.config = config;
-  res.seed = options.seed ? *options.seed : config.scene.seed;
-  res.noiseless = options.noiseless || config.noise.noiseless;
-  res.grating = config.instrument.disperser.grating;
-  res.filter = config.instrument.disperser.filter;
-  {
-    const Band band = grating_filter_band(res.grating, res.filter);
-    res.band_lo_um = band.lo_um;
-    res.band_hi_um = band.hi_um;
-  }
-  res.config.scene.seed = res.seed;
-  res.config.noise.noiseless = res.noiseless;
+  SimulationResult res = start_result(config, options);
   const int threads = options.threads;
 
   // 1. render
@@ -241,64 +305,22 @@ SimulationResult simulate(const SimulationConfig& config, const SimulateOptions&
     }
   }
   if (!rendered.status.ok()) res.notes.push_back("render: " + rendered.status.message);
-
-  // 2. instrument + observe
-  t0 = Clock::now();
-  const NirspecInstrument ins(config.instrument, rendered.cube.spatial, rendered.cube.spectral);
-  res.timings.instrument_s = seconds_since(t0);
-  t0 = Clock::now();
-  ObserveOptions oopt;
-  oopt.threads = threads;
-  oopt.pointings = options.pointings;
-  res.exposures = observe(ins, rendered.cube, oopt);
-  res.timings.observe_s = seconds_since(t0);
+  run_instrument_chain(rendered.cube, options, res);
   if (options.keep_sky) res.sky = std::move(rendered.cube);
-  else rendered.cube = Cube{};
-
-  // 3. noise, in batches (counts of all 63 exposures at once would need ~120 MB)
-  t0 = Clock::now();
-  NoiseModel nm = config.noise;
-  nm.noiseless = res.noiseless;
-  nm.threads = threads;
-  const Rng rng(res.seed);
-  const std::size_t nexp = res.exposures.size();
-  const int nthr = threads > 0 ? threads : omp_get_max_threads();
-  const std::size_t batch = static_cast<std::size_t>(std::max(4, 2 * nthr));
-  for (std::size_t first = 0; first < nexp && res.noise.status.ok(); first += batch) {
-    const std::size_t last = std::min(nexp, first + batch);
-    std::vector<Exposure> part;
-    part.reserve(last - first);
-    for (std::size_t q = first; q < last; ++q) part.push_back(std::move(res.exposures[q]));
-    std::vector<ExposureCounts> counts(part.size());
-    const long np = static_cast<long>(part.size());
-#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
-    for (long q = 0; q < np; ++q)
-      counts[static_cast<std::size_t>(q)] = to_counts(expected_electrons(ins, part[static_cast<std::size_t>(q)]));
-    const NoiseSummary ns = apply_noise(part, counts, nm, rng);
-    res.noise.n_pixels += ns.n_pixels;
-    if (!ns.status.ok()) res.noise.status = ns.status;
-    for (std::size_t q = first; q < last; ++q) res.exposures[q] = std::move(part[q - first]);
-  }
-  if (res.noiseless)
-    for (auto& e : res.exposures) e.seed = 0;
-  res.timings.noise_s = seconds_since(t0);
-
-  // 4. reconstruct
-  t0 = Clock::now();
-  ReconstructOptions rec = config.reconstruct;
-  rec.threads = threads;
-  res.reconstruct = reconstruct(res.exposures, config.instrument.slitlet, config.instrument.pattern,
-                                config.scene.sky, rec);
-  res.timings.reconstruct_s = seconds_since(t0);
   res.timings.total_s = seconds_since(t_start);
-
-  if (!res.noise.status.ok()) res.status = Status::Error(res.noise.status.code, "noise: " + res.noise.status.message);
-  else if (!res.reconstruct.status.ok())
-    res.status = Status::Error(res.reconstruct.status.code, "reconstruct: " + res.reconstruct.status.message);
-  // render's kOutOfRange (calibration clamps) is a remark on the model, not a failure: it is in
-  // res.render.status and in the notes.
   return res;
 }
+
+SimulationResult observe_sky(const Cube& sky, const SimulationConfig& config, const SimulateOptions& options) {
+  const auto t_start = Clock::now();
+  config.validate();
+  SimulationResult res = start_result(config, options);
+  run_instrument_chain(sky, options, res);
+  if (options.keep_sky) res.sky = sky;
+  res.timings.total_s = seconds_since(t_start);
+  return res;
+}
+
 
 SpaxelLineFlux spaxel_line_flux(const Cube& c, int i, int j, double line_lo, double line_hi, double cont_lo,
                                 double cont_hi) {

@@ -105,6 +105,11 @@ struct SimulationResult {
 /// Runs the whole chain. Throws only for invalid options / unreadable instrument tables.
 SimulationResult simulate(const SimulationConfig& config, const SimulateOptions& options = {});
 
+/// The instrument half of the chain (observe -> noise -> reconstruct) for a given sky cube (any
+/// grids; e.g. a uniform or blank test scene). `config.scene` supplies only the seed and the sky
+/// frame; render fields of the result stay empty.
+SimulationResult observe_sky(const Cube& sky, const SimulationConfig& config, const SimulateOptions& options = {});
+
 /// instruments' expected electrons -> sim/noise's counts (background_e = background + dark;
 /// source electrons clamped at 0 against rounding).
 ExposureCounts to_counts(const ExposureElectrons& electrons);
