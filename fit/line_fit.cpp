@@ -20,7 +20,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-constexpr double kTail = 12.0;  // channels further than this many sigma from a line get nothing
+constexpr double kTail = 9.0;  // channels further than this many sigma from a line get nothing (Phi(-9) ~ 1e-19)
 constexpr int kNumWindows = 2;
 
 int window_of(LineId id) {
@@ -58,18 +58,6 @@ struct Setup {
   bool unit_weights = false;
   int n() const { return static_cast<int>(d.size()); }
 };
-
-inline void gauss_bin(double zl, double zh, double& p, double& phil, double& phih) {
-  if (zl >= 0.0) {
-    p = 0.5 * (std::erfc(zl * kInvSqrt2) - std::erfc(zh * kInvSqrt2));
-  } else if (zh <= 0.0) {
-    p = 0.5 * (std::erfc(-zh * kInvSqrt2) - std::erfc(-zl * kInvSqrt2));
-  } else {
-    p = 1.0 - 0.5 * std::erfc(zh * kInvSqrt2) - 0.5 * std::erfc(-zl * kInvSqrt2);
-  }
-  phil = kInvSqrt2Pi * std::exp(-0.5 * zl * zl);
-  phih = kInvSqrt2Pi * std::exp(-0.5 * zh * zh);
-}
 
 struct LineGeometry {
   double mu = 0.0, dmu_dv = 0.0, sig_kms = 0.0, sig_um = 0.0, dsig_dv = 0.0, dsig_ds2 = 0.0, sinst = 0.0;
@@ -115,11 +103,25 @@ void evaluate(const Setup& s, const double* p, double* r, double* jac) {
     const double lo_cut = g.mu - kTail * g.sig_um, hi_cut = g.mu + kTail * g.sig_um;
     // channels are sorted: skip to the first whose upper edge passes lo_cut
     const auto first = std::lower_bound(s.hi.begin() + s.wbegin[c.window], s.hi.begin() + s.wbegin[c.window + 1], lo_cut);
+    // Phi and phi at each channel edge; an edge shared with the previous channel is reused
+    double prev_edge = -1.0, prev_cdf = 0.0, prev_pdf = 0.0;
     for (int k = static_cast<int>(first - s.hi.begin()); k < s.wbegin[c.window + 1]; ++k) {
       if (s.lo[k] > hi_cut) break;
       const double zl = (s.lo[k] - g.mu) * inv_sig, zh = (s.hi[k] - g.mu) * inv_sig;
-      double prob, phil, phih;
-      gauss_bin(zl, zh, prob, phil, phih);
+      double cdfl, phil;
+      if (s.lo[k] == prev_edge) {
+        cdfl = prev_cdf;
+        phil = prev_pdf;
+      } else {
+        cdfl = 0.5 * std::erfc(-zl * kInvSqrt2);
+        phil = kInvSqrt2Pi * std::exp(-0.5 * zl * zl);
+      }
+      const double cdfh = 0.5 * std::erfc(-zh * kInvSqrt2);
+      const double phih = kInvSqrt2Pi * std::exp(-0.5 * zh * zh);
+      prev_edge = s.hi[k];
+      prev_cdf = cdfh;
+      prev_pdf = phih;
+      const double prob = cdfh - cdfl;
       const double iw = 1.0 / s.wrel[k];
       m[k] += amp * prob * iw;
       if (jac) {
@@ -313,6 +315,9 @@ SpectrumFit fit_impl(const double* wl, const double* flux, const double* err, co
     }
     s.wbegin[kNumWindows] = pos;
   }
+  // channels that touch (to rounding) share one edge value, so evaluate() computes it once
+  for (std::size_t k = 1; k < s.lo.size(); ++k)
+    if (s.lo[k] != s.hi[k - 1] && std::fabs(s.lo[k] - s.hi[k - 1]) <= 1e-9 * s.wrel[k]) s.lo[k] = s.hi[k - 1];
   if (raw_d.empty())
     return fail(LineFitStatus::kNoData, "no fitting window has " + std::to_string(o.min_channels_per_window) +
                                             " usable channels (masked, non-finite or outside the spectrum)");
@@ -778,7 +783,10 @@ LineMaps fit_cube(const Cube& cube, double redshift, const LsfModel& lsf, const 
         res = fit_impl(wl, f, err_of(s), dq_of(s), nl, redshift, lsf, options, start, wid);
         if (start) {
           warm[s] = 1;
-          if (!res.ok() && res.status != LineFitStatus::kNoData) {
+          // a warm start that ends on a bound, without convergence or failed gets a second chance
+          // from the velocity scan (a kNoSignal/kNoData spaxel would not gain from it)
+          if (res.status == LineFitStatus::kAtBound || res.status == LineFitStatus::kNotConverged ||
+              res.status == LineFitStatus::kFailed) {
             refit[s] = 1;
             SpectrumFit cold = fit_impl(wl, f, err_of(s), dq_of(s), nl, redshift, lsf, options, nullptr, wid);
             if (better(cold, res)) res = std::move(cold);

@@ -91,8 +91,8 @@ struct EmissionLineFitOptions {
   double line_free_half_width_A = 25.0;
   // fit_cube: OpenMP threads (0 = the OpenMP default). Results do not depend on it.
   int threads = 0;
-  // fit_cube: warm starts from fitted neighbours; if such a fit does not converge, refit from the
-  // moment-based guess and keep the better result.
+  // fit_cube: warm starts from fitted neighbours; if such a fit ends at a bound, does not converge
+  // or fails, refit from the cold-start guess (velocity scan) and keep the better result.
   bool warm_start = true;
 
   /// Throws InvalidOptions naming the field, the value and the rule.
