@@ -338,7 +338,7 @@ SpectrumFit fit_impl(const double* wl, const double* flux, const double* err, co
     s.ie.resize(raw_d.size());
     for (std::size_t k = 0; k < raw_d.size(); ++k) {
       s.d[k] = raw_d[k] / s.S;
-      s.ie[k] = s.S / raw_e[k];
+      s.ie[k] = s.unit_weights ? 1.0 : s.S / raw_e[k];  // residuals O(1) either way
       s.wrel[k] /= s.wbar;
     }
   }

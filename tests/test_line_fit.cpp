@@ -307,6 +307,46 @@ TEST(FitSpectrum, WarmStartGivesSameAnswer) {
   EXPECT_NEAR(warm.sigma_kms, cold.sigma_kms, 1e-3 * cold.sigma_err_kms);
 }
 
+TEST(FitSpectrum, UnitWeightsAndOnlyTheHbetaWindow) {
+  // only the Hbeta/[OIII] window is in the spectrum; no ERR: unit weights, errors scaled by chi2/dof
+  const auto wl = linear_grid(0.962, 1.025, kStep);
+  const Truth t = typical_truth();
+  auto f = render(wl, kStep, kZ, t, g140h_lsf());
+  Rng g(5);
+  for (double& x : f) x += g.normal(0.0, 1e-16);
+  const SpectrumFit fit = fit_spectrum(wl.data(), f.data(), nullptr, nullptr, wl.size(), kZ, g140h_lsf(), {});
+  ASSERT_TRUE(fit.ok()) << fit.message;
+  EXPECT_TRUE(fit.errors_scaled);
+  EXPECT_FALSE(fit.lines[static_cast<int>(LineId::kHalpha)].measured);
+  EXPECT_TRUE(fit.lines[static_cast<int>(LineId::kOIII4959)].tied);
+  const auto& o3 = fit.lines[static_cast<int>(LineId::kOIII5007)];
+  EXPECT_LT(std::fabs(o3.flux_sb - 0.6e-17), 5 * o3.flux_err_sb);
+  EXPECT_NEAR(fit.sigma_inst_kms, o3.sigma_inst_kms, 1e-12);
+  // the scaled errors match those of a fit that knows the true ERR
+  const std::vector<double> err(wl.size(), 1e-16);
+  const SpectrumFit ref = fit_spectrum(wl.data(), f.data(), err.data(), nullptr, wl.size(), kZ, g140h_lsf(), {});
+  ASSERT_TRUE(ref.ok());
+  EXPECT_NEAR(o3.flux_err_sb / ref.lines[static_cast<int>(LineId::kOIII5007)].flux_err_sb, 1.0, 0.15);
+  EXPECT_NEAR(fit.velocity_kms, ref.velocity_kms, 1e-3 * ref.velocity_err_kms);
+}
+
+TEST(FitSpectrum, ScaledErrorsFollowChi2) {
+  const auto wl = linear_grid(1.290, 1.370, kStep);
+  const Truth t = typical_truth();
+  auto f = render(wl, kStep, kZ, t, g140h_lsf());
+  Rng g(8);
+  std::vector<double> err(wl.size(), 1e-16);
+  for (double& x : f) x += g.normal(0.0, 2e-16);  // ERR underestimated by 2
+  EmissionLineFitOptions o;
+  const SpectrumFit a = fit_spectrum(wl.data(), f.data(), err.data(), nullptr, wl.size(), kZ, g140h_lsf(), o);
+  o.scale_errors_by_reduced_chi2 = true;
+  const SpectrumFit b = fit_spectrum(wl.data(), f.data(), err.data(), nullptr, wl.size(), kZ, g140h_lsf(), o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NEAR(a.chi2_per_dof, 4.0, 0.8);
+  EXPECT_NEAR(b.velocity_err_kms / a.velocity_err_kms, std::sqrt(a.chi2_per_dof), 1e-9);
+  EXPECT_EQ(a.velocity_kms, b.velocity_kms);
+}
+
 struct PullStats {
   double mean = 0, sd = 0;
   int n = 0;
