@@ -1,6 +1,6 @@
 #pragma once
 // slitstep/sim: the simulate orchestration — galaxy model -> sky cube -> 63 exposures -> noise
-// -> reconstructed cube (DESIGN.md §1; docs/sim.md "simulate"; docs/configuration.md).
+// -> reconstructed cube (DESIGN.md §1; docs/cli.md "simulate"; docs/configuration.md).
 //
 //   render (sim/render)            the model on a fine sky grid whose field of view covers the
 //                                  whole stepped/dithered slitlet footprint plus the PSF kernel

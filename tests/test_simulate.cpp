@@ -1,5 +1,5 @@
 // Tests of sim/simulate: the whole chain (render -> observe -> noise -> reconstruct) and the
-// configuration it reads. Acceptance numbers are printed as "[ info ]" lines (docs/sim.md).
+// configuration it reads. Acceptance numbers are printed as "[ info ]" lines (docs/instruments.md §9).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -248,7 +248,7 @@ TEST(Simulate, PointSourceResolutionElement) {
   // Along the slit the exposures themselves are 1.28 px = 0.128" FWHM (measured profile, M);
   // the reconstruction's row replication (0.1" box) and 0.08" resampling add in quadrature:
   // ~0.17-0.18". The paper's "< 0.15"" is not reached with the measured cross-dispersion
-  // profile (docs/sim.md explains); bound what the model must do.
+  // profile (docs/instruments.md explains); bound what the model must do.
   EXPECT_LT(centred.fy, 0.20);
   EXPECT_LT(avg.fy, 0.20);
   EXPECT_GT(avg.fy, 0.10);

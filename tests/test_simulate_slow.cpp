@@ -129,7 +129,7 @@ TEST(SimulateSlow, PaperCalibrationHalphaSnrPerSpaxel) {
               flux_spaxel, fluxes.size(), mf, flux_spaxel * std::erf(3.0 / std::sqrt(2.0)), snr, sf / rms_err);
   EXPECT_NEAR(mf / (flux_spaxel * std::erf(3.0 / std::sqrt(2.0))), 1.0, 0.05);
   EXPECT_NEAR(sf / rms_err, 1.0, 0.15);
-  // The paper's S/N 59 is NOT reached with physically defensible defaults (docs/sim.md,
+  // The paper's S/N 59 is NOT reached with physically defensible defaults (docs/instruments.md,
   // "S/N calibration"): with the default throughput (0.118 at 1.76 um) even a noiseless
   // detector would give <= ~22 in this box sum. What the model must do: the S/N that its own
   // documented noise budget predicts (read-noise dominated: ~5.4 per row per exposure, times
