@@ -23,12 +23,6 @@ namespace {
 
 constexpr double kCKms = 299792.458;
 
-constexpr const char* kDemoConfig =
-    "# slitstep demo: the default galaxy and instrument; the slitlet is placed so that\n"
-    "# Halpha and [NII] avoid the NRS1/NRS2 chip gap.\n"
-    "[slitlet]\n"
-    "shutter_i = 100\n";
-
 // S/N of Halpha in the spaxel with the largest Halpha flux: box of +-3 sigma_obs around the
 // systemic line (sigma_obs = sigma0 (+) the nominal instrumental sigma (+) the rotation seen in a
 // spaxel), continuum from the line-free part of the window red-ward of [NII]6584.
@@ -64,13 +58,9 @@ BrightestSpaxel brightest_halpha(const SimulationResult& r) {
 
 int run_simulate(const SimulateArgs& args) {
   const auto t0 = std::chrono::steady_clock::now();
-  // The demo: every default, except that the slitlet sits at shutter_i = 100 so that the default
-  // galaxy's Halpha (z = 1: 1.313 um) is not lost in the NRS1/NRS2 gap of the default shutter
-  // (i = 183 in Q3: gap 1.28-1.32 um) -- the choice a planner would make.
-  const Config cfg = args.config_path.empty()
-                         ? (args.demo ? Config::from_string(kDemoConfig, "<built-in demo configuration>")
-                                      : Config::empty("<built-in default galaxy and instrument>"))
-                         : Config::from_file(args.config_path);
+  // The demo: every default (galaxy, instrument, MSA-3D pattern).
+  const Config cfg = args.config_path.empty() ? Config::empty("<built-in default galaxy and instrument>")
+                                              : Config::from_file(args.config_path);
   const SimulationConfig sc = read_simulation_config(cfg);
   cfg.check_all_used();
   if (args.threads < 0) throw InputError("--threads = " + std::to_string(args.threads) + ": must be >= 0");
@@ -84,7 +74,7 @@ int run_simulate(const SimulateArgs& args) {
 
   if (args.demo) {
     std::printf("slitstep %s demo: the built-in default galaxy through NIRSpec MSA slit-stepping\n", kVersion);
-    std::printf("(defaults everywhere; [slitlet] shutter_i = 100 keeps Halpha off the chip gap)\n\n");
+    std::printf("(every default: the galaxy below, G140H/F100LP, a 3-shutter slitlet, 9 x 7 MSA-3D pointings)\n\n");
     const GalaxyModel model(sc.scene.galaxy, Cosmology(sc.scene.cosmology));
     std::fputs(describe_model(model).c_str(), stdout);
     std::printf("\n");

@@ -27,7 +27,10 @@ struct ShutterGeometry {
 struct SlitletConfig {
   int n_shutters = 3;            // open shutters stacked along y (1..9)
   int quadrant = 3;              // MSA quadrant 1..4 (sets the NRS1/NRS2 gap family)
-  int shutter_i = 183;           // index along dispersion of the slitlet, 1..365 (sets the gap wavelength)
+  int shutter_i = 100;           // index along dispersion of the slitlet, 1..365 (sets the gap wavelength).
+                                 // Default 100 (Q3): the NRS1/NRS2 gap lies near 1.24 um, clear of the
+                                 // default galaxy's Halpha-[SII] complex at z = 1 (1.31-1.35 um); at the
+                                 // MSA centre (i = 183) the gap (1.28-1.32 um) would swallow Halpha.
   int shutter_j = 86;            // index along the slit of the middle shutter, 1..171
   ShutterGeometry shutter;
   void validate() const;
