@@ -396,9 +396,9 @@ TEST(Observe, ExposureFrameDqAndElectrons) {
   EXPECT_TRUE(e.dq[e.index(0, u)] & kDqNoCoverage);
   // electrons: zodi ~1e-3 e-/s/px near 1.3 um with the default throughput (nirspec.md §9)
   const ExposureElectrons el = expected_electrons(ins, e);
-  const int u13 = static_cast<int>(std::round(ins.disperser().u_of_lambda(1.25)));
+  const int u13 = static_cast<int>(std::round(ins.disperser().u_of_lambda(1.35)));
   const double bg_rate = el.background_e[e.index(open_row, u13)] / e.pointing.exptime_s;
-  std::cout << "zodi 0.1 MJy/sr at 1.25 um: " << bg_rate << " e-/s/px; dark " << el.dark_e[0] << " e-, read noise "
+  std::cout << "zodi 0.1 MJy/sr at 1.35 um: " << bg_rate << " e-/s/px; dark " << el.dark_e[0] << " e-, read noise "
             << el.read_noise_e << " e-\n";
   EXPECT_GT(bg_rate, 3e-4);
   EXPECT_LT(bg_rate, 3e-3);
