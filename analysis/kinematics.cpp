@@ -20,79 +20,96 @@ struct Point {
   double x, y, v, w;
 };
 
-// Parameters: p0 = v0, p1 = vc sin i, p2 = ln Rt, [p3 = PA in degrees].
+// Full parameters: p0 = v0, p1 = vc sin i, p2 = ln Rt, [p3 = PA in degrees]. For fixed
+// (ln Rt, PA) the model v_k = v0 + (vc sin i) b_k, b_k = (2/pi) arctan(R_k/Rt) cos theta_k, is
+// linear in (v0, vc sin i): the fit uses variable projection (Golub & Pereyra 1973) — LM over the
+// non-linear parameters only, the linear ones solved exactly at every evaluation — which removes
+// the long v_c-R_t valley of a nearly solid-body curve.
 struct Model {
   const DiskGeometry* g;
+  const std::vector<Point>* pts;
   double pa_fixed_deg;
   bool free_pa;
-  double operator()(const Eigen::VectorXd& p, double x, double y) const {
+  Eigen::VectorXd basis(double ln_rt, double pa_deg) const {
     DiskGeometry gg = *g;
-    gg.pa_deg = free_pa ? p(3) : pa_fixed_deg;
-    const DiskCoords c = disk_coords(gg, x, y);
-    return p(0) + (2.0 / kPi) * p(1) * std::atan(c.r_arcsec / std::exp(p(2))) * c.cos_theta;
+    gg.pa_deg = pa_deg;
+    const double rt = std::exp(ln_rt);
+    Eigen::VectorXd b(static_cast<Eigen::Index>(pts->size()));
+    for (std::size_t k = 0; k < pts->size(); ++k) {
+      const DiskCoords c = disk_coords(gg, (*pts)[k].x, (*pts)[k].y);
+      b(static_cast<Eigen::Index>(k)) = (2.0 / kPi) * std::atan(c.r_arcsec / rt) * c.cos_theta;
+    }
+    return b;
+  }
+  double pa_of(const Eigen::VectorXd& p, int offset) const { return free_pa ? p(offset) : pa_fixed_deg; }
+  // Model values for the full parameter vector.
+  Eigen::VectorXd full(const Eigen::VectorXd& p) const {
+    return Eigen::VectorXd::Constant(static_cast<Eigen::Index>(pts->size()), p(0)) + p(1) * basis(p(2), pa_of(p, 3));
+  }
+  // Full parameters from the non-linear ones q = (ln Rt[, PA]) by weighted linear least squares.
+  Eigen::VectorXd project(const Eigen::VectorXd& q) const {
+    const Eigen::VectorXd b = basis(q(0), pa_of(q, 1));
+    Eigen::Matrix2d A = Eigen::Matrix2d::Zero();
+    Eigen::Vector2d r = Eigen::Vector2d::Zero();
+    for (std::size_t k = 0; k < pts->size(); ++k) {
+      const Point& pt = (*pts)[k];
+      const Eigen::Vector2d row(1.0, b(static_cast<Eigen::Index>(k)));
+      A += pt.w * row * row.transpose();
+      r += pt.w * pt.v * row;
+    }
+    const Eigen::Vector2d lin = A.ldlt().solve(r);
+    Eigen::VectorXd p(q.size() + 2);
+    p << lin(0), lin(1), q;
+    return p;
   }
 };
 
-double chi2_of(const Model& m, const std::vector<Point>& pts, const Eigen::VectorXd& p) {
-  double s = 0;
-  for (const auto& q : pts) {
-    const double r = q.v - m(p, q.x, q.y);
-    s += q.w * r * r;
-  }
-  return s;
-}
-
 struct LmResult {
   Eigen::VectorXd p;
-  Eigen::MatrixXd jtj;
   double chi2;
   int iterations;
   bool converged;
 };
 
-// Levenberg-Marquardt (Marquardt's diagonal scaling) with a central-difference Jacobian.
-LmResult levenberg_marquardt(const Model& m, const std::vector<Point>& pts, Eigen::VectorXd p, int max_it) {
-  const int np = static_cast<int>(p.size());
-  const int n = static_cast<int>(pts.size());
+// Levenberg-Marquardt (Marquardt's diagonal scaling) with a central-difference Jacobian on a
+// vector model f(p) (values at all points), data y and weights w. Box bounds are enforced by
+// projecting every trial step onto them.
+template <class F>
+LmResult levenberg_marquardt(const F& f, const Eigen::VectorXd& y, const Eigen::VectorXd& w, Eigen::VectorXd p,
+                             int max_it, const Eigen::VectorXd& lo, const Eigen::VectorXd& hi) {
+  const Eigen::Index np = p.size(), n = y.size();
+  const Eigen::VectorXd sw = w.cwiseSqrt();
+  auto chi2_of = [&](const Eigen::VectorXd& pp) { return (sw.cwiseProduct(y - f(pp))).squaredNorm(); };
   double lambda = 1e-3;
-  double chi2 = chi2_of(m, pts, p);
-  LmResult out{p, Eigen::MatrixXd::Zero(np, np), chi2, 0, false};
+  double chi2 = chi2_of(p);
+  LmResult out{p, chi2, 0, false};
   Eigen::MatrixXd J(n, np);
-  Eigen::VectorXd r(n);
-  auto jacobian = [&](const Eigen::VectorXd& pp) {
-    for (int k = 0; k < n; ++k) r(k) = std::sqrt(pts[k].w) * (pts[k].v - m(pp, pts[k].x, pts[k].y));
-    for (int j = 0; j < np; ++j) {
-      const double h = 1e-6 * std::max(1.0, std::abs(pp(j)));
-      Eigen::VectorXd a = pp, b = pp;
-      a(j) += h;
-      b(j) -= h;
-      for (int k = 0; k < n; ++k) {
-        J(k, j) = std::sqrt(pts[k].w) * (m(a, pts[k].x, pts[k].y) - m(b, pts[k].x, pts[k].y)) / (2 * h);
-      }
-    }
-  };
   int it = 0;
   for (; it < max_it; ++it) {
-    jacobian(p);
+    const Eigen::VectorXd r = sw.cwiseProduct(y - f(p));
+    for (Eigen::Index j = 0; j < np; ++j) {
+      const double h = 1e-6 * std::max(1.0, std::abs(p(j)));
+      Eigen::VectorXd a = p, b = p;
+      a(j) += h;
+      b(j) -= h;
+      J.col(j) = sw.cwiseProduct(f(a) - f(b)) / (2 * h);
+    }
     const Eigen::MatrixXd A = J.transpose() * J;
-    const Eigen::VectorXd g = J.transpose() * r;  // residual r = data - model, so step = +A^-1 g
+    const Eigen::VectorXd g = J.transpose() * r;  // r = data - model, so the step is +A^-1 g
     bool improved = false;
     while (lambda < 1e12) {
       Eigen::MatrixXd Ad = A;
-      for (int j = 0; j < np; ++j) Ad(j, j) += lambda * std::max(A(j, j), 1e-30);
-      const Eigen::VectorXd step = Ad.ldlt().solve(g);
-      const Eigen::VectorXd pn = p + step;
-      const double c2 = chi2_of(m, pts, pn);
+      for (Eigen::Index j = 0; j < np; ++j) Ad(j, j) += lambda * std::max(A(j, j), 1e-30);
+      const Eigen::VectorXd pn = (p + Ad.ldlt().solve(g)).cwiseMax(lo).cwiseMin(hi);
+      const double c2 = chi2_of(pn);
       if (std::isfinite(c2) && c2 <= chi2) {
         const double rel = (chi2 - c2) / std::max(chi2, 1e-300);
-        const double step_rel = step.norm() / (p.norm() + 1e-12);
+        const double step_rel = (pn - p).norm() / (p.norm() + 1e-12);
         p = pn;
         chi2 = c2;
         lambda = std::max(lambda * 0.2, 1e-12);
         improved = true;
-        if (rel < 1e-14 || step_rel < 1e-13 || chi2 < 1e-28) {
-          out.converged = true;
-        }
+        if (rel < 1e-14 || step_rel < 1e-13 || chi2 < 1e-28) out.converged = true;
         break;
       }
       lambda *= 10.0;
@@ -103,12 +120,24 @@ LmResult levenberg_marquardt(const Model& m, const std::vector<Point>& pts, Eige
     }
     if (out.converged) break;
   }
-  jacobian(p);
   out.p = p;
-  out.jtj = J.transpose() * J;
   out.chi2 = chi2;
   out.iterations = it + 1;
   return out;
+}
+
+// J^T W J of the full model at p (central differences), for the covariance.
+Eigen::MatrixXd normal_matrix(const Model& m, const Eigen::VectorXd& p, const Eigen::VectorXd& w) {
+  const Eigen::VectorXd sw = w.cwiseSqrt();
+  Eigen::MatrixXd J(w.size(), p.size());
+  for (Eigen::Index j = 0; j < p.size(); ++j) {
+    const double h = 1e-6 * std::max(1.0, std::abs(p(j)));
+    Eigen::VectorXd a = p, b = p;
+    a(j) += h;
+    b(j) -= h;
+    J.col(j) = sw.cwiseProduct(m.full(a) - m.full(b)) / (2 * h);
+  }
+  return J.transpose() * J;
 }
 
 double percentile(std::vector<double> v, double q) {
@@ -249,41 +278,41 @@ ArctanFit fit_once(const KinematicsInput& in, const KinematicsOptions& o, double
     f.status = Status::Error(StatusCode::kInvalidInput, "arctan fit: inclination ~0: v_c undefined");
     return f;
   }
-  // Starting values.
-  std::vector<double> vs, rr;
-  for (const auto& p : pts) vs.push_back(p.v);
-  const double v0s = median(vs);
+  // Extent of the data (R_t starts and bounds); v0 and v_c sin i need no start values.
   double max_r = 0;
-  std::vector<double> proj;
-  for (const auto& p : pts) {
-    const DiskCoords c = disk_coords(g, p.x, p.y);
-    max_r = std::max(max_r, c.r_arcsec);
-    if (std::abs(c.cos_theta) > 0.5) proj.push_back((p.v - v0s) / c.cos_theta);
+  for (const auto& p : pts) max_r = std::max(max_r, disk_coords(g, p.x, p.y).r_arcsec);
+  Model m{&g, &pts, pa_deg, free_pa};
+  Eigen::VectorXd y(f.n_points), w(f.n_points);
+  for (int k = 0; k < f.n_points; ++k) {
+    y(k) = pts[static_cast<std::size_t>(k)].v;
+    w(k) = pts[static_cast<std::size_t>(k)].w;
   }
-  double vcs = proj.empty() ? 100.0 : percentile(proj, 0.9);
-  if (!proj.empty() && median(proj) < 0) vcs = percentile(proj, 0.1);
-  if (!(std::abs(vcs) > 1.0)) vcs = 50.0;
-  Model m{&g, pa_deg, free_pa};
+  // R_t bounds: 1e-4" (a step) to 100x the data extent (a solid-body curve within the data).
+  const double ln_rt_lo = std::log(1e-4), ln_rt_hi = std::log(100.0 * std::max(max_r, 1e-3));
+  const int nq = free_pa ? 2 : 1;
+  Eigen::VectorXd lo = Eigen::VectorXd::Constant(nq, -std::numeric_limits<double>::infinity());
+  Eigen::VectorXd hi = Eigen::VectorXd::Constant(nq, std::numeric_limits<double>::infinity());
+  lo(0) = ln_rt_lo;
+  hi(0) = ln_rt_hi;
+  auto reduced = [&](const Eigen::VectorXd& q) { return m.full(m.project(q)); };
   LmResult best{};
   best.chi2 = std::numeric_limits<double>::infinity();
-  const double rt_starts[] = {0.1, 0.3, 1.0};
-  for (double frac : rt_starts) {
-    Eigen::VectorXd p(np);
-    p(0) = v0s;
-    p(1) = vcs * 1.2;
-    p(2) = std::log(std::max(frac * max_r, 0.01));
-    if (free_pa) p(3) = pa_deg;
-    LmResult r = levenberg_marquardt(m, pts, p, o.max_iterations);
+  for (double frac : {0.1, 0.3, 1.0}) {
+    Eigen::VectorXd q(nq);
+    q(0) = std::log(std::max(frac * max_r, 0.01));
+    if (free_pa) q(1) = pa_deg;
+    LmResult r = levenberg_marquardt(reduced, y, w, q, o.max_iterations, lo, hi);
     if (r.chi2 < best.chi2) best = r;
   }
   if (!std::isfinite(best.chi2)) {
     f.status = Status::Error(StatusCode::kFailed, "arctan fit: non-finite chi^2");
     return f;
   }
+  const Eigen::VectorXd pfull = m.project(best.p);
   const int dof = f.n_points - np;
   const double scale = (o.error_model == FitErrorModel::kScaledByChi2 || !weighted) ? best.chi2 / dof : 1.0;
-  Eigen::MatrixXd cov = best.jtj.ldlt().solve(Eigen::MatrixXd::Identity(np, np)) * scale;
-  Eigen::VectorXd p = best.p;
+  Eigen::MatrixXd cov = normal_matrix(m, pfull, w).ldlt().solve(Eigen::MatrixXd::Identity(np, np)) * scale;
+  Eigen::VectorXd p = pfull;
   double pa_out = free_pa ? p(3) : pa_deg;
   if (p(1) < 0) {  // the given / started PA points at the approaching side
     p(1) = -p(1);
@@ -299,16 +328,20 @@ ArctanFit fit_once(const KinematicsInput& in, const KinematicsOptions& o, double
   f.chi2 = best.chi2;
   f.iterations = best.iterations;
   double ss = 0;
-  for (const auto& q : pts) {
-    const double r = q.v - m(best.p, q.x, q.y);
-    ss += r * r;
-  }
+  const Eigen::VectorXd res = y - m.full(pfull);
+  ss = res.squaredNorm();
   f.rmse_kms = std::sqrt(ss / f.n_points);
   if (!best.converged) {
     f.status = Status::Error(StatusCode::kNotConverged,
                              "arctan fit: not converged in " + std::to_string(o.max_iterations) + " iterations");
-  } else if (rt > 50.0 * std::max(max_r, 1e-3)) {
-    f.status = Status::Error(StatusCode::kOk, "R_t far beyond the data: v_c is an extrapolation (solid-body curve)");
+  } else if (p(2) >= ln_rt_hi - 1e-9) {
+    f.status = Status::Error(StatusCode::kOutOfRange,
+                             "arctan fit: R_t at its upper bound (100x the data extent): the rotation curve is "
+                             "solid-body within the data and v_c is unconstrained");
+  } else if (p(2) <= ln_rt_lo + 1e-9) {
+    f.status = Status::Error(StatusCode::kOutOfRange, "arctan fit: R_t at its lower bound (1e-4 arcsec): a step-like curve");
+  } else if (rt > 10.0 * std::max(max_r, 1e-3)) {
+    f.status = Status::Error(StatusCode::kOk, "R_t beyond 10x the data extent: v_c is an extrapolation");
   }
   return f;
 }

@@ -12,7 +12,10 @@
 //    spaxels whose centre lies within slit_width_arcsec/2 of the kinematic major axis (|b|);
 //  * kFullField: all spaxels given (2-D velocity field fit).
 // Fit: damped Gauss-Newton (Levenberg-Marquardt, Eigen, numerical central-difference Jacobian)
-// on (v0, v_c sin i, ln R_t[, PA]) from several R_t starts, keeping the best chi^2. Weights are
+// with variable projection: LM over (ln R_t[, PA]) only, v0 and v_c sin i (linear for fixed R_t
+// and PA) solved exactly at every step; three R_t starts, best chi^2 kept. R_t is bounded to
+// [1e-4", 100x the data extent]: at the upper bound the curve is solid-body within the data and
+// the status is kOutOfRange ("v_c is unconstrained"), at the lower one a step. Weights are
 // 1/velocity_err^2 when every used spaxel has a finite positive error, else uniform. Errors from
 // the covariance (J^T W J)^-1, multiplied by chi^2/(n - p) under kScaledByChi2 (default: beam
 // smearing and non-circular motions, not the formal velocity errors, dominate the residuals;

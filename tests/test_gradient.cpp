@@ -60,7 +60,12 @@ LineMaps make_maps(const Disk& d, Rng* rng) {
       ha.ew_rest_A[k] = 40.0;
       ha.ew_err_rest_A[k] = 2.0;
       nii.ew_rest_A[k] = 40.0 * std::pow(10.0, n2);
-      m.velocity_kms[k] = 10.0 * (x - d.cx);
+      {
+        const double pa = d.pa_deg / kDegPerRad, dx = x - d.cx, dy = y - d.cy;
+        const double a = -dx * std::sin(pa) + dy * std::cos(pa), rr = r / kpa;
+        m.velocity_kms[k] = 150.0 * std::sin(d.incl_deg / kDegPerRad) * (2 / kPi) * std::atan(rr / 0.1) *
+                            (rr > 0 ? a / rr : 0.0);
+      }
       m.velocity_err_kms[k] = 5.0;
       m.sigma_kms[k] = 40.0;
       m.fit_ok[k] = 1;

@@ -267,6 +267,20 @@ TEST(Kinematics, VOverSigmaClassBoundaries) {
   EXPECT_EQ(rotation_class_name(RotationClass::kDispersionDominated), "dispersion-dominated");
 }
 
+TEST(Kinematics, SolidBodyFieldIsReportedNotExtrapolated) {
+  // v proportional to the major-axis coordinate: R_t runs to its bound, v_c is unconstrained.
+  Truth t;
+  KinematicsInput in = make_input(t);
+  for (std::size_t k = 0; k < in.x_arcsec.size(); ++k) {
+    const DiskCoords c = disk_coords(in.geometry, in.x_arcsec[k], in.y_arcsec[k]);
+    in.velocity_kms[k] = t.v0 + 200.0 * c.a_arcsec;
+  }
+  const ArctanFit f = fit_arctan_rotation(in, {});
+  EXPECT_EQ(f.status.code, StatusCode::kOutOfRange);
+  EXPECT_NE(f.status.message.find("solid-body"), std::string::npos);
+  EXPECT_LT(f.rmse_kms, 0.01);  // the data are still described (to the arctan curvature at the bound)
+}
+
 TEST(Kinematics, FailuresAndValidation) {
   KinematicsInput in;
   in.x_arcsec = {0, 1};
