@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/fftw_planner.hpp"
 #include "core/error.hpp"
 #include "core/units.hpp"
 
@@ -18,10 +19,7 @@ constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr std::size_t kBlock = 8;  // channels per batched FFT
 
-std::mutex& planner_mutex() {
-  static std::mutex m;
-  return m;
-}
+std::mutex& planner_mutex() { return fftw_planner_mutex(); }
 
 int smooth_size(int n) {
   for (int m = std::max(n, 1);; ++m) {

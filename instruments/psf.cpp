@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/fftw_planner.hpp"
 #include "core/error.hpp"
 #include "core/fits.hpp"
 #include "core/units.hpp"
@@ -19,10 +20,7 @@ constexpr double kFwhmPerSigma = 2.3548200450309493;
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr int kSub = 5;  // sub-samples per pixel axis for Airy / file kernels
 
-std::mutex& planner_mutex() {
-  static std::mutex m;
-  return m;
-}
+std::mutex& planner_mutex() { return fftw_planner_mutex(); }
 
 // Smallest n' >= n whose prime factors are 2, 3, 5, 7.
 int smooth_size(int n) {
