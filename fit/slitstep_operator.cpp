@@ -1,0 +1,400 @@
+#include "fit/slitstep_operator.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <optional>
+
+#include "core/cosmology.hpp"
+#include "instruments/observe.hpp"
+#include "instruments/reconstruct.hpp"
+#include "sim/galaxy.hpp"
+
+namespace slitstep {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+bool same_grid(const SpatialGrid& a, const SpatialGrid& b) {
+  const double tol = 1e-9;
+  return a.nx == b.nx && a.ny == b.ny && std::abs(a.pixel_arcsec - b.pixel_arcsec) <= tol &&
+         std::abs(a.x0_arcsec - b.x0_arcsec) <= tol && std::abs(a.y0_arcsec - b.y0_arcsec) <= tol;
+}
+
+std::string grid_text(const SpatialGrid& g) {
+  return std::to_string(g.nx) + " x " + std::to_string(g.ny) + " of " + format_value(g.pixel_arcsec) + "\" from (" +
+         format_value(g.x0_arcsec) + ", " + format_value(g.y0_arcsec) + ")";
+}
+
+}  // namespace
+
+struct SlitstepOperator::Ws : ModelOperator::Workspace {
+  Cube sky, conv;
+  std::vector<Exposure> full, narrow;
+  StageTimes times;
+};
+
+void SlitstepOperatorOptions::validate() const {
+  if (window_half_width_kms && !(*window_half_width_kms > 0.0 && *window_half_width_kms <= 30000.0))
+    throw InvalidOptions("SlitstepOperatorOptions.window_half_width_kms = " + format_value(*window_half_width_kms) +
+                         ": must be in (0, 30000]");
+  if (!(window_extra_kms >= 0.0 && window_extra_kms <= 20000.0))
+    throw InvalidOptions("SlitstepOperatorOptions.window_extra_kms = " + format_value(window_extra_kms) +
+                         ": must be in [0, 20000]");
+  if (edge_margin_columns < 0 || edge_margin_columns > 200)
+    throw InvalidOptions("SlitstepOperatorOptions.edge_margin_columns = " + std::to_string(edge_margin_columns) +
+                         ": must be in [0, 200]");
+}
+
+SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const SlitstepOperatorOptions& options)
+    : config_(config), options_(options) {
+  config_.validate();
+  options_.validate();
+  render_ = config_.scene.render;
+  if (!options_.lines.empty()) render_.lines = options_.lines;
+  if (render_.lines.empty()) render_.lines = {LineId::kNII6548, LineId::kHalpha, LineId::kNII6584};
+  render_.continuum_windows = options_.continuum_windows;
+  const GalaxyModel base(config_.scene.galaxy, Cosmology(config_.scene.cosmology));
+  if (options_.window_half_width_kms) {
+    render_.window_half_width_kms = *options_.window_half_width_kms;
+  } else {
+    // the render's own half-width rule for the base galaxy (one cheap render of one line)
+    RenderOptions tmp = render_;
+    tmp.window_half_width_kms.reset();
+    tmp.lines = {LineId::kHalpha};
+    tmp.continuum_windows = false;
+    const RenderResult rr = render(base, tmp, config_.scene.sky);
+    render_.window_half_width_kms = rr.window_half_width_kms + options_.window_extra_kms;
+  }
+  render_.validate();
+  sky_spatial_ = render_spatial_grid(render_);
+  sky_spectral_ = render_wavelength_grid(base, render_);
+  instrument_ = std::make_unique<NirspecInstrument>(config_.instrument, sky_spatial_, sky_spectral_);
+
+  // Detector columns: live, and +- edge_margin_columns inside one render window.
+  const auto& lam = instrument_->column_wavelengths_um();
+  const int nu = instrument_->nu(), m = options_.edge_margin_columns;
+  for (int u = m; u + m < nu; ++u) {
+    if (!instrument_->column_live(u)) continue;
+    bool inside = false;
+    for (const auto& w : sky_spectral_.windows())
+      if (lam[static_cast<std::size_t>(u - m)] >= w.lower_edge_um() && lam[static_cast<std::size_t>(u + m)] <= w.upper_edge_um())
+        inside = true;
+    if (inside) {
+      columns_.push_back(u);
+      column_um_.push_back(lam[static_cast<std::size_t>(u)]);
+    }
+  }
+  if (columns_.empty())
+    throw InvalidOptions("SlitstepOperator: no live detector column lies inside the render windows (" +
+                         format_value(sky_spectral_.min_um()) + "-" + format_value(sky_spectral_.max_um()) +
+                         " um): the lines fall outside the band or in the chip gap");
+  const int nv = instrument_->nv();
+  const std::size_t nc = columns_.size();
+  column_dq_.resize(static_cast<std::size_t>(nv) * nc);
+  for (int v = 0; v < nv; ++v)
+    for (std::size_t c = 0; c < nc; ++c)
+      column_dq_[static_cast<std::size_t>(v) * nc + c] =
+          instrument_->dq_template()[static_cast<std::size_t>(v) * nu + static_cast<std::size_t>(columns_[c])];
+
+  // One evaluation of the base galaxy fixes the output grid and what the chain can predict.
+  auto ws = make_workspace();
+  Ws& w = static_cast<Ws&>(*ws);
+  if (options_.space == SlitstepOperatorOptions::Space::kCube) {
+    Cube cube;
+    const Status st = run(config_.scene.galaxy, w, nullptr, &cube);
+    if (!st.ok()) throw InvalidOptions("SlitstepOperator: the base galaxy cannot be evaluated: " + st.message);
+    cube_spatial_ = cube.spatial;
+    size_ = cube_spatial_.size() * nc;
+    predictable_.assign(size_, 0);
+    for (int j = 0; j < cube_spatial_.ny; ++j)
+      for (int i = 0; i < cube_spatial_.nx; ++i)
+        for (std::size_t c = 0; c < nc; ++c)
+          predictable_[(static_cast<std::size_t>(j) * cube_spatial_.nx + i) * nc + c] =
+              std::isfinite(cube.sci[cube.index(i, j, c)]) ? 1 : 0;
+  } else {
+    const std::size_t np = instrument_->pointings().size();
+    size_ = np * static_cast<std::size_t>(nv) * nc;
+    predictable_.assign(size_, 0);
+    for (std::size_t q = 0; q < np; ++q)
+      for (std::size_t k = 0; k < static_cast<std::size_t>(nv) * nc; ++k)
+        predictable_[q * static_cast<std::size_t>(nv) * nc + k] = (column_dq_[k] & kDqDoNotUse) ? 0 : 1;
+  }
+}
+
+SlitstepOperator::~SlitstepOperator() = default;
+
+std::unique_ptr<ModelOperator::Workspace> SlitstepOperator::make_workspace() const {
+  auto w = std::make_unique<Ws>();
+  w->sky = Cube::zeros(sky_spatial_, sky_spectral_, config_.scene.sky, /*quality_planes=*/false);
+  w->sky.bunit = kSurfaceBrightnessBunit;
+  if (instrument_->psf().enabled()) w->conv = w->sky;
+  const auto& pts = instrument_->pointings();
+  const int nv = instrument_->nv();
+  const int nc = static_cast<int>(columns_.size());
+  w->narrow.resize(pts.size());
+  for (std::size_t q = 0; q < pts.size(); ++q) {
+    Exposure& e = w->narrow[q];
+    e.resize(nv, nc);
+    e.pointing = pts[q];
+    e.y0_arcsec = instrument_->row_y0_arcsec();
+    e.pixel_y_arcsec = instrument_->pixel_y_arcsec();
+    e.wavelength_um = column_um_;
+    e.dq = column_dq_;
+    e.seed = 0;
+  }
+  return w;
+}
+
+Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cube* cube_out) const {
+  const auto t_all = Clock::now();
+  auto t = Clock::now();
+  std::optional<GalaxyModel> model;
+  try {
+    model.emplace(params, Cosmology(config_.scene.cosmology));
+  } catch (const std::exception& e) {
+    return Status::Error(StatusCode::kInvalidInput, e.what());
+  }
+  w.times.model_s += since(t);
+
+  t = Clock::now();
+  RenderOptions ro = render_;
+  ro.threads = w.threads;
+  try {
+    const RenderSummary rs = render_into(*model, ro, w.sky);
+    if (rs.truncated_profiles > 0)
+      return Status::Error(StatusCode::kOutOfRange,
+                           std::to_string(rs.truncated_profiles) + " line profiles are cut by the fixed render windows (" +
+                               "half-width " + format_value(*render_.window_half_width_kms) +
+                               " km/s): widen SlitstepOperatorOptions::window_half_width_kms");
+  } catch (const std::exception& e) {
+    return Status::Error(StatusCode::kInvalidInput, std::string("render: ") + e.what());
+  }
+  w.times.render_s += since(t);
+
+  t = Clock::now();
+  const bool psf = instrument_->psf().enabled();
+  if (psf) instrument_->psf().apply(w.sky.sci, w.conv.sci, w.threads);
+  w.times.psf_s += since(t);
+
+  t = Clock::now();
+  ObserveOptions oo;
+  oo.apply_psf = false;  // done above, exactly as observe_into does it
+  oo.threads = w.threads;
+  try {
+    observe_into(*instrument_, psf ? w.conv : w.sky, oo, w.full);
+  } catch (const std::exception& e) {
+    return Status::Error(StatusCode::kFailed, std::string("observe: ") + e.what());
+  }
+  w.times.observe_s += since(t);
+
+  t = Clock::now();
+  const std::size_t nc = columns_.size();
+  const int nv = instrument_->nv();
+  for (std::size_t q = 0; q < w.full.size(); ++q) {
+    const Exposure& e = w.full[q];
+    Exposure& n = w.narrow[q];
+    for (int v = 0; v < nv; ++v) {
+      const double* src = e.sci.data() + e.index(v, 0);
+      double* dst = n.sci.data() + static_cast<std::size_t>(v) * nc;
+      for (std::size_t c = 0; c < nc; ++c) dst[c] = src[columns_[c]];
+    }
+  }
+  w.times.crop_s += since(t);
+
+  if (options_.space == SlitstepOperatorOptions::Space::kExposure) {
+    t = Clock::now();
+    if (out) {
+      const std::size_t per = static_cast<std::size_t>(nv) * nc;
+      for (std::size_t q = 0; q < w.narrow.size(); ++q)
+        for (std::size_t k = 0; k < per; ++k) out[q * per + k] = predictable_[q * per + k] ? w.narrow[q].sci[k] : 0.0;
+    }
+    w.times.copy_s += since(t);
+  } else {
+    t = Clock::now();
+    ReconstructOptions rec = config_.reconstruct;
+    rec.threads = w.threads;
+    ReconstructResult rr =
+        reconstruct(w.narrow, config_.instrument.slitlet, config_.instrument.pattern, config_.scene.sky, rec);
+    w.times.reconstruct_s += since(t);
+    if (!rr.status.ok()) return Status::Error(rr.status.code, "reconstruct: " + rr.status.message);
+    if (rr.cube.nl() != nc)
+      return Status::Error(StatusCode::kFailed, "reconstruct returned " + std::to_string(rr.cube.nl()) +
+                                                    " channels for " + std::to_string(nc) + " columns");
+    t = Clock::now();
+    if (out) {
+      if (!same_grid(rr.cube.spatial, cube_spatial_))
+        return Status::Error(StatusCode::kFailed, "reconstruct returned the grid " + grid_text(rr.cube.spatial) +
+                                                      ", expected " + grid_text(cube_spatial_));
+      // cube layout (j*nx + i)*nl + k equals the operator's layout with nl = n_columns
+      const std::size_t n = size_;
+      for (std::size_t k = 0; k < n; ++k) {
+        const double v = rr.cube.sci[k];
+        out[k] = (predictable_[k] && std::isfinite(v)) ? v : 0.0;
+      }
+    }
+    if (cube_out) *cube_out = std::move(rr.cube);
+    w.times.copy_s += since(t);
+  }
+  ++w.times.evaluations;
+  w.times.total_s += since(t_all);
+  return Status::Ok();
+}
+
+Status SlitstepOperator::evaluate(const GalaxyParams& params, double* out, Workspace& ws) const {
+  Ws* w = dynamic_cast<Ws*>(&ws);
+  if (!w) return Status::Error(StatusCode::kInvalidInput, "SlitstepOperator::evaluate: a workspace of another operator");
+  try {
+    return run(params, *w, out, nullptr);
+  } catch (const std::exception& e) {
+    return Status::Error(StatusCode::kFailed, e.what());
+  }
+}
+
+SlitstepOperator::StageTimes SlitstepOperator::stage_times(const Workspace& ws) {
+  const Ws* w = dynamic_cast<const Ws*>(&ws);
+  return w ? w->times : StageTimes{};
+}
+
+void SlitstepOperator::reset_stage_times(Workspace& ws) {
+  if (Ws* w = dynamic_cast<Ws*>(&ws)) w->times = StageTimes{};
+}
+
+SlitstepOperator::Selection SlitstepOperator::select_cube(const Cube& cube, std::optional<double> uniform_sigma) const {
+  Selection s;
+  if (options_.space != SlitstepOperatorOptions::Space::kCube) {
+    s.status = Status::Error(StatusCode::kInvalidInput, "select_cube: the operator works in exposure space");
+    return s;
+  }
+  if (!same_grid(cube.spatial, cube_spatial_)) {
+    s.status = Status::Error(StatusCode::kInvalidInput, "select_cube: the cube's spatial grid " + grid_text(cube.spatial) +
+                                                            " differs from the model's " + grid_text(cube_spatial_));
+    return s;
+  }
+  if (uniform_sigma && !(*uniform_sigma > 0.0 && std::isfinite(*uniform_sigma))) {
+    s.status = Status::Error(StatusCode::kInvalidInput, "select_cube: uniform_sigma = " + format_value(*uniform_sigma) +
+                                                            ": must be finite and > 0");
+    return s;
+  }
+  const std::size_t nc = columns_.size();
+  const auto& cw = cube.spectral.centres_um();
+  std::vector<std::size_t> chan(nc);
+  for (std::size_t c = 0; c < nc; ++c) {
+    const double l = column_um_[c];
+    const auto it = std::lower_bound(cw.begin(), cw.end(), l);
+    std::size_t best = cw.size();
+    double bd = 1e300;
+    for (auto jt : {it, it == cw.begin() ? it : it - 1})
+      if (jt != cw.end() && std::abs(*jt - l) < bd) {
+        bd = std::abs(*jt - l);
+        best = static_cast<std::size_t>(jt - cw.begin());
+      }
+    if (best == cw.size() || bd > 0.25 * cube.spectral.width_um(best)) {
+      s.status = Status::Error(StatusCode::kInvalidInput, "select_cube: the cube has no channel at the model column " +
+                                                              std::to_string(columns_[c]) + " (" + format_value(l) + " um)");
+      return s;
+    }
+    chan[c] = best;
+  }
+  const bool q = cube.has_quality();
+  s.data.assign(size_, 0.0);
+  s.inv_sigma.assign(size_, 0.0);
+  for (int j = 0; j < cube_spatial_.ny; ++j)
+    for (int i = 0; i < cube_spatial_.nx; ++i)
+      for (std::size_t c = 0; c < nc; ++c) {
+        const std::size_t o = (static_cast<std::size_t>(j) * cube_spatial_.nx + i) * nc + c;
+        const std::size_t p = cube.index(i, j, chan[c]);
+        const double x = cube.sci[p];
+        if (!std::isfinite(x) || !predictable_[o]) continue;
+        if (q && (cube.dq[p] & kDqDoNotUse)) continue;
+        double w = 0.0;
+        if (uniform_sigma) {
+          w = 1.0 / *uniform_sigma;
+        } else if (q && std::isfinite(cube.err[p]) && cube.err[p] > 0.0) {
+          w = 1.0 / cube.err[p];
+        }
+        if (w > 0.0) {
+          s.data[o] = x;
+          s.inv_sigma[o] = w;
+          ++s.n_used;
+        }
+      }
+  return s;
+}
+
+SlitstepOperator::Selection SlitstepOperator::select_exposures(const std::vector<Exposure>& exposures,
+                                                               std::optional<double> uniform_sigma) const {
+  Selection s;
+  if (options_.space != SlitstepOperatorOptions::Space::kExposure) {
+    s.status = Status::Error(StatusCode::kInvalidInput, "select_exposures: the operator works in cube space");
+    return s;
+  }
+  if (uniform_sigma && !(*uniform_sigma > 0.0 && std::isfinite(*uniform_sigma))) {
+    s.status = Status::Error(StatusCode::kInvalidInput, "select_exposures: uniform_sigma = " +
+                                                            format_value(*uniform_sigma) + ": must be finite and > 0");
+    return s;
+  }
+  const auto& pts = instrument_->pointings();
+  const int nv = instrument_->nv(), nu = instrument_->nu();
+  const std::size_t nc = columns_.size(), per = static_cast<std::size_t>(nv) * nc;
+  s.data.assign(size_, 0.0);
+  s.inv_sigma.assign(size_, 0.0);
+  for (std::size_t q = 0; q < pts.size(); ++q) {
+    const Exposure* e = nullptr;
+    for (const auto& x : exposures)
+      if (x.pointing.index == pts[q].index) e = &x;
+    if (!e) {
+      s.status = Status::Error(StatusCode::kInvalidInput,
+                               "select_exposures: no exposure of pointing " + std::to_string(pts[q].index));
+      return s;
+    }
+    if (e->nu != nu || e->nv != nv || e->sci.size() != e->size()) {
+      s.status = Status::Error(StatusCode::kInvalidInput, "select_exposures: pointing " + std::to_string(pts[q].index) +
+                                                              " is " + std::to_string(e->nv) + " x " + std::to_string(e->nu) +
+                                                              ", the instrument's frame is " + std::to_string(nv) +
+                                                              " x " + std::to_string(nu));
+      return s;
+    }
+    for (std::size_t c = 0; c < nc; ++c)
+      if (!(std::abs(e->wavelength_um[static_cast<std::size_t>(columns_[c])] - column_um_[c]) <= 1e-9 * column_um_[c])) {
+        s.status = Status::Error(StatusCode::kInvalidInput, "select_exposures: pointing " + std::to_string(pts[q].index) +
+                                                                ": column " + std::to_string(columns_[c]) +
+                                                                " has another wavelength than the model's");
+        return s;
+      }
+    const bool have_err = e->err.size() == e->size();
+    const bool have_dq = e->dq.size() == e->size();
+    for (int v = 0; v < nv; ++v)
+      for (std::size_t c = 0; c < nc; ++c) {
+        const std::size_t o = q * per + static_cast<std::size_t>(v) * nc + c;
+        const std::size_t p = e->index(v, columns_[c]);
+        const double x = e->sci[p];
+        if (!std::isfinite(x) || !predictable_[o]) continue;
+        if (have_dq && (e->dq[p] & kDqDoNotUse)) continue;
+        double w = 0.0;
+        if (uniform_sigma) {
+          w = 1.0 / *uniform_sigma;
+        } else if (have_err && std::isfinite(e->err[p]) && e->err[p] > 0.0) {
+          w = 1.0 / e->err[p];
+        }
+        if (w > 0.0) {
+          s.data[o] = x;
+          s.inv_sigma[o] = w;
+          ++s.n_used;
+        }
+      }
+  }
+  return s;
+}
+
+FitProblem SlitstepOperator::make_problem(const Selection& selection, const GalaxyParameterization& param) const {
+  FitProblem p;
+  p.op = this;
+  p.data = selection.data;
+  p.inv_sigma = selection.inv_sigma;
+  p.param = param;
+  return p;
+}
+
+}  // namespace slitstep

@@ -1,0 +1,122 @@
+#pragma once
+// slitstep/fit: the slit-stepping model operator — GalaxyParams -> the same render -> observe ->
+// reconstruct chain as the simulator (sim/simulate.hpp), evaluated on the data's grid
+// (DESIGN.md §1, §5.2; docs/fit.md "Forward-model fitting").
+//
+// Built once from a SimulationConfig (scene: galaxy = base parameters, render options, sky frame,
+// cosmology; instrument; reconstruct options). At construction it
+//  * fixes the render's wavelength windows (RenderOptions::window_half_width_kms = the render rule
+//    for the base galaxy + window_extra_kms, unless given), so the sky grid, and hence the
+//    NirspecInstrument and every precomputed response, stay the same while the parameters move;
+//    an evaluation whose line profiles would be cut by the fixed windows returns kOutOfRange;
+//  * renders only the chosen lines (default: the config's [render] lines, else [NII]6548, Halpha,
+//    [NII]6584) and no continuum windows (line windows only);
+//  * builds the NirspecInstrument once (geometry, spectral and row responses cached);
+//  * chooses the detector COLUMNS of the model: live columns (not in the chip gap / beyond the red
+//    limit) whose neighbours within edge_margin_columns lie inside a render window.
+// One evaluation = GalaxyModel(params) -> render_into (pre-allocated sky cube) -> PSF
+// (NirspecInstrument::psf().apply into a pre-allocated cube) -> observe_into (apply_psf = false on
+// the convolved cube: the identical computation observe_into does with apply_psf = true) -> the
+// chosen columns copied into pre-allocated narrow exposures -> reconstruct (cube space) ->
+// values. reconstruct works channel by channel, so reconstructing the chosen columns gives the
+// very numbers a full-band reconstruction gives in those columns (tests/test_slitstep_operator).
+// Layouts:
+//   cube space:     index = (j * nx + i) * n_columns + c  (spaxel (i, j) of cube_spatial(), column c)
+//   exposure space: index = (q * nv + v) * n_columns + c  (pointing q in the instrument's order)
+// Values the chain cannot predict (no coverage, bar-shadowed rows, reconstructed NaN) are
+// returned as 0 and flagged 0 in predictable(); select_cube/select_exposures give them
+// inv_sigma = 0.
+// Threads: Workspace::threads OpenMP threads per evaluation; bit-identical for any count (each
+// stage is). Memory per workspace: the sky cube twice (sky + PSF-convolved), the full-frame
+// exposures observe_into fills, the narrow exposures.
+// Failure: invalid config/options throw InvalidOptions at construction; evaluate() never throws.
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/cube.hpp"
+#include "core/lines.hpp"
+#include "fit/forward.hpp"
+#include "instruments/exposure.hpp"
+#include "instruments/nirspec.hpp"
+#include "sim/render.hpp"
+#include "sim/simulate.hpp"
+
+namespace slitstep {
+
+struct SlitstepOperatorOptions {
+  enum class Space { kCube, kExposure };
+  Space space = Space::kCube;
+  std::vector<LineId> lines;                    // empty: the config's render lines, else Halpha + [NII]
+  bool continuum_windows = false;               // render the line-free continuum windows too
+  std::optional<double> window_half_width_kms;  // fixed render half-width (default: rule + extra)
+  double window_extra_kms = 200.0;              // added to the base galaxy's half-width rule
+  int edge_margin_columns = 6;                  // columns dropped at each window edge (>= 0)
+  void validate() const;                        // throws InvalidOptions naming field, value, rule
+};
+
+class SlitstepOperator final : public ModelOperator {
+ public:
+  SlitstepOperator(const SimulationConfig& config, const SlitstepOperatorOptions& options = {});
+  ~SlitstepOperator() override;
+
+  std::size_t data_size() const override { return size_; }
+  std::unique_ptr<Workspace> make_workspace() const override;
+  Status evaluate(const GalaxyParams& params, double* model_out, Workspace& ws) const override;
+  CosmologyParams cosmology() const override { return config_.scene.cosmology; }
+
+  const SimulationConfig& config() const { return config_; }
+  const SlitstepOperatorOptions& options() const { return options_; }
+  const RenderOptions& render_options() const { return render_; }  // as used (fixed windows, lines)
+  const NirspecInstrument& instrument() const { return *instrument_; }
+  const std::vector<int>& columns() const { return columns_; }     // detector columns modelled
+  const std::vector<double>& column_wavelengths_um() const { return column_um_; }
+  std::size_t n_columns() const { return columns_.size(); }
+  const SpatialGrid& cube_spatial() const { return cube_spatial_; }  // cube space output grid
+  int n_pointings() const { return static_cast<int>(instrument_->pointings().size()); }
+  const std::vector<char>& predictable() const { return predictable_; }
+
+  /// Data and inverse sigma in the operator's layout. From ERR/DQ (values with kDqDoNotUse, not
+  /// finite, err <= 0 or not predictable get 0), or with a uniform sigma where the data are
+  /// finite, usable and predictable (noiseless injections).
+  struct Selection {
+    Status status;                       // not ok: grids do not match (message says how)
+    std::vector<double> data, inv_sigma;
+    std::size_t n_used = 0;
+  };
+  /// A cube on cube_spatial() whose channels include the modelled columns' wavelengths (within a
+  /// quarter channel), e.g. the reconstructed cube of a simulation or real data.
+  Selection select_cube(const Cube& cube, std::optional<double> uniform_sigma = std::nullopt) const;
+  /// Full-frame exposures of the instrument's pointings (any order; matched by pointing index).
+  Selection select_exposures(const std::vector<Exposure>& exposures,
+                             std::optional<double> uniform_sigma = std::nullopt) const;
+  /// FitProblem over a selection.
+  FitProblem make_problem(const Selection& selection, const GalaxyParameterization& param) const;
+
+  /// Time spent per stage by one workspace (accumulated over its evaluations).
+  struct StageTimes {
+    long evaluations = 0;
+    double model_s = 0.0, render_s = 0.0, psf_s = 0.0, observe_s = 0.0, crop_s = 0.0, reconstruct_s = 0.0,
+           copy_s = 0.0, total_s = 0.0;
+  };
+  static StageTimes stage_times(const Workspace& ws);
+  static void reset_stage_times(Workspace& ws);
+
+ private:
+  struct Ws;
+  Status run(const GalaxyParams& params, Ws& ws, double* out, Cube* cube_out) const;
+  SimulationConfig config_;
+  SlitstepOperatorOptions options_;
+  RenderOptions render_;
+  SpatialGrid sky_spatial_;
+  WavelengthGrid sky_spectral_;
+  std::unique_ptr<NirspecInstrument> instrument_;
+  std::vector<int> columns_;
+  std::vector<double> column_um_;
+  std::vector<std::uint32_t> column_dq_;  // dq template restricted to the columns (nv x n_columns)
+  SpatialGrid cube_spatial_;
+  std::vector<char> predictable_;
+  std::size_t size_ = 0;
+};
+
+}  // namespace slitstep
