@@ -137,6 +137,11 @@ void ReconstructOptions::validate() const {
   if (clip_iterations < 0 || clip_iterations > 100)
     throw InvalidOptions("ReconstructOptions.clip_iterations = " + std::to_string(clip_iterations) +
                          ": must be in 0..100");
+  if (fine_grid != "interpolate" && fine_grid != "replicate")
+    throw InvalidOptions("ReconstructOptions.fine_grid = '" + fine_grid + "': must be 'interpolate' or 'replicate'");
+  if (spaxel_resample != "interpolate" && spaxel_resample != "overlap")
+    throw InvalidOptions("ReconstructOptions.spaxel_resample = '" + spaxel_resample +
+                         "': must be 'interpolate' or 'overlap'");
   if (fine_factor < 1 || fine_factor > 64)
     throw InvalidOptions("ReconstructOptions.fine_factor = " + std::to_string(fine_factor) + ": must be in 1..64");
   if (!(spaxel_arcsec > 0.0) || !std::isfinite(spaxel_arcsec) || spaxel_arcsec > 10.0)
@@ -344,8 +349,12 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
   const long m1 = static_cast<long>(std::ceil((ymax - ref_edge) / fine - 1e-6));
   const int nf = static_cast<int>(m1 - m0);
   const double fine_lo = ref_edge + m0 * fine;
-  // row_of[q][m]: detector row of exposure q that holds the sky fine pixel m (-1: outside).
+  // row_of[q][m]: detector row of exposure q that holds the sky fine pixel m (-1: outside);
+  // row_t[q][m]: interpolation weight of the row above it (row centres at integer coordinates;
+  // 0 for "replicate"); upper_ok[q][m]: whether that row exists.
+  const bool interp_fine = options.fine_grid == "interpolate";
   std::vector<std::vector<int>> row_of(exposures.size(), std::vector<int>(nf, -1));
+  std::vector<std::vector<double>> row_t(exposures.size(), std::vector<double>(nf, 0.0));
   std::vector<std::vector<char>> row_bar(exposures.size());
   for (std::size_t q = 0; q < exposures.size(); ++q) {
     const Exposure& e = exposures[q];
@@ -358,9 +367,18 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
     for (int m = 0; m < nf; ++m) {
       const double ysky = fine_lo + (m + 0.5) * fine;
       const double yap = ysky - e.pointing.offset_y_arcsec;
-      const double r = (yap - (e.y0_arcsec - 0.5 * py)) / py;
+      const double r = (yap - (e.y0_arcsec - 0.5 * py)) / py;  // row v spans [v, v + 1)
       const long v = static_cast<long>(std::floor(r));
-      if (v >= 0 && v < e.nv) row_of[q][m] = static_cast<int>(v);
+      if (v < 0 || v >= e.nv) continue;
+      row_of[q][m] = static_cast<int>(v);
+      if (!interp_fine) continue;
+      // linear between row centres (at v + 0.5): the lower node and the weight of the upper one
+      const double c = r - 0.5;
+      const long v0 = static_cast<long>(std::floor(c));
+      const double t = c - v0;
+      if (v0 < 0 || v0 + 1 >= e.nv) continue;  // beyond the outer row centres: the row itself
+      row_of[q][m] = static_cast<int>(v0);
+      row_t[q][m] = t;
     }
   }
 
@@ -379,14 +397,52 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
   }
   const int nx = grid.nx, ny = grid.ny;
   const double sp = grid.pixel_arcsec;
-  // ox[i * nsteps + s], oy[j] = list of (m, overlap)
+  // ox[i * nsteps + s], oy[j] = list of (m, weight): overlap areas ("overlap") or linear
+  // interpolation weights ("interpolate"); both are renormalised over the usable inputs.
+  const bool interp_spaxel = options.spaxel_resample == "interpolate";
   std::vector<double> ox(static_cast<std::size_t>(nx) * nsteps, 0.0);
-  for (int i = 0; i < nx; ++i)
-    for (int s = 0; s < nsteps; ++s)
-      ox[static_cast<std::size_t>(i) * nsteps + s] =
-          overlap(grid.x_arcsec(i) - 0.5 * sp, grid.x_arcsec(i) + 0.5 * sp, col_x[s] - 0.5 * wx, col_x[s] + 0.5 * wx);
   std::vector<std::vector<std::pair<int, double>>> oy(ny);
-  for (int j = 0; j < ny; ++j) {
+  if (interp_spaxel) {
+    std::vector<int> order(nsteps);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return col_x[a] < col_x[b]; });
+    for (int i = 0; i < nx; ++i) {
+      const double xc = grid.x_arcsec(i);
+      double* w = ox.data() + static_cast<std::size_t>(i) * nsteps;
+      bool done = false;
+      // between the centres of two adjacent (touching) columns: linear
+      for (int q = 0; q + 1 < nsteps && !done; ++q) {
+        const int a = order[q], b = order[q + 1];
+        const double xa = col_x[a], xb = col_x[b];
+        if (xc < xa || xc > xb || xb - xa > wx * (1.0 + 1e-6) || !(xb > xa)) continue;
+        const double t = (xc - xa) / (xb - xa);
+        w[a] = 1.0 - t;
+        w[b] = t;
+        done = true;
+      }
+      // otherwise inside one column (its outer half): that column's value
+      for (int q = 0; q < nsteps && !done; ++q)
+        if (std::abs(xc - col_x[order[q]]) <= 0.5 * wx) {
+          w[order[q]] = 1.0;
+          done = true;
+        }
+    }
+    for (int j = 0; j < ny; ++j) {
+      const double u = (grid.y_arcsec(j) - fine_lo) / fine - 0.5;  // fine-pixel-centre coordinate
+      const long m0 = static_cast<long>(std::floor(u));
+      const double t = u - m0;
+      if (m0 >= 0 && m0 < nf && 1.0 - t > 1e-12) oy[j].push_back({static_cast<int>(m0), 1.0 - t});
+      if (m0 + 1 >= 0 && m0 + 1 < nf && t > 1e-12) oy[j].push_back({static_cast<int>(m0 + 1), t});
+      // a spaxel centre within the outer half fine pixel keeps that fine pixel's value
+      if (oy[j].size() == 1) oy[j][0].second = 1.0;
+    }
+  } else {
+    for (int i = 0; i < nx; ++i)
+      for (int s = 0; s < nsteps; ++s)
+        ox[static_cast<std::size_t>(i) * nsteps + s] = overlap(grid.x_arcsec(i) - 0.5 * sp, grid.x_arcsec(i) + 0.5 * sp,
+                                                               col_x[s] - 0.5 * wx, col_x[s] + 0.5 * wx);
+  }
+  for (int j = 0; j < ny && !interp_spaxel; ++j) {
     const double y0 = grid.y_arcsec(j) - 0.5 * sp, y1 = y0 + sp;
     const int ma = std::max(0, static_cast<int>(std::floor((y0 - fine_lo) / fine)) - 1);
     const int mb = std::min(nf - 1, static_cast<int>(std::ceil((y1 - fine_lo) / fine)) + 1);
@@ -402,7 +458,7 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
   Cube cube = Cube::zeros(grid, spectral, sky);
   cube.bunit = kSurfaceBrightnessBunit;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  const double full_area = sp * sp;
+  const double full_area = interp_spaxel ? 1.0 : sp * sp;  // total weight of a fully covered spaxel
 
   // ---- 4. per wavelength channel ----------------------------------------------------------------
   std::size_t n_outliers = 0;
@@ -412,6 +468,9 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
   {
     std::vector<FineCell> cells(static_cast<std::size_t>(nsteps) * nf);
     std::vector<double> coeff(static_cast<std::size_t>(nsteps) * nf * max_dithers, 0.0);
+    // the detector rows (and their weights) behind each (step, fine pixel, dither) sample
+    std::vector<int> rowA(coeff.size(), 0), rowB(coeff.size(), 0);
+    std::vector<double> wA(coeff.size(), 0.0), wB(coeff.size(), 0.0);
     std::vector<double> vals, vars, w;
     std::vector<int> didx;
     std::vector<char> keep;
@@ -439,23 +498,55 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
           didx.clear();
           bool covered = false;
           std::uint32_t why = 0;
+          const std::size_t base = (static_cast<std::size_t>(s) * nf + m) * max_dithers;
           for (int d = 0; d < nd; ++d) {
             const int q = g[d];
             const int v = row_of[q][m];
             if (v < 0) continue;
             covered = true;
             const Prepared& p = prep[q];
-            const std::uint32_t f = p.at_dq(v, k);
-            const double x = p.at_sci(v, k), sg = p.at_err(v, k);
-            if (row_bar[q][v]) { why |= kDqBarShadow; continue; }
-            if (f & kDqRejectMask) {
-              why |= (f & (kDqChipGap | kDqBarShadow | kDqNonFinite | kDqNoCoverage)) ? (f & (kDqChipGap | kDqBarShadow | kDqNonFinite | kDqNoCoverage)) : kDqDoNotUse;
+            // Is row vv of exposure q usable at this channel? Reasons go to `reason`.
+            auto usable = [&](int vv, std::uint32_t& reason) {
+              if (row_bar[q][vv]) { reason |= kDqBarShadow; return false; }
+              const std::uint32_t f = p.at_dq(vv, k);
+              if (f & kDqRejectMask) {
+                const std::uint32_t r = f & (kDqChipGap | kDqBarShadow | kDqNonFinite | kDqNoCoverage);
+                reason |= r ? r : kDqDoNotUse;
+                return false;
+              }
+              const double xv = p.at_sci(vv, k), sv = p.at_err(vv, k);
+              if (!std::isfinite(xv) || !std::isfinite(sv) || sv < 0.0) { reason |= kDqNonFinite; return false; }
+              return true;
+            };
+            const double t = row_t[q][m];
+            std::uint32_t reason = 0;
+            int va = v, vb = v;
+            double wa = 1.0, wb = 0.0;
+            const bool ga = usable(v, reason);
+            if (t > 0.0) {
+              const bool gb = usable(v + 1, reason);
+              if (ga && gb) {
+                vb = v + 1;
+                wa = 1.0 - t;
+                wb = t;
+              } else if (t >= 0.5 && gb) {
+                va = v + 1;  // the fine pixel's centre lies in row v + 1: its value alone
+              } else if (!(t < 0.5 && ga)) {
+                why |= reason;
+                continue;
+              }
+            } else if (!ga) {
+              why |= reason;
               continue;
             }
-            if (!std::isfinite(x) || !std::isfinite(sg) || sg < 0.0) { why |= kDqNonFinite; continue; }
-            vals.push_back(x);
-            vars.push_back(sg * sg);
+            const double sa = p.at_err(va, k), sb = p.at_err(vb, k);
+            vals.push_back(wa * p.at_sci(va, k) + (wb > 0.0 ? wb * p.at_sci(vb, k) : 0.0));
+            vars.push_back(wa * wa * sa * sa + (wb > 0.0 ? wb * wb * sb * sb : 0.0));
             didx.push_back(d);
+            rowA[base + d] = va;
+            rowB[base + d] = vb;
+            wA[base + d] = wa;
+            wB[base + d] = wb;
           }
           const int n = static_cast<int>(vals.size());
           if (!covered) why |= kDqNoCoverage;
@@ -538,12 +629,19 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
           for (const auto& [m, o] : oy[j]) {
             const FineCell& cell = cells[static_cast<std::size_t>(s) * nf + m];
             if (cell.n_used == 0) continue;
-            const double* cf = coeff.data() + (static_cast<std::size_t>(s) * nf + m) * max_dithers;
+            const std::size_t base = (static_cast<std::size_t>(s) * nf + m) * max_dithers;
+            const double* cf = coeff.data() + base;
             for (int d = 0; d < nd; ++d) {
               if (cf[d] == 0.0) continue;
-              const std::size_t b = static_cast<std::size_t>(d) * max_nv + row_of[g[d]][m];
+              const double c = (o / A) * cf[d] * cell.scale;
+              const std::size_t b = static_cast<std::size_t>(d) * max_nv + rowA[base + d];
               if (beta[b] == 0.0) touched.push_back(static_cast<int>(b));
-              beta[b] += (o / A) * cf[d] * cell.scale;
+              beta[b] += c * wA[base + d];
+              if (wB[base + d] > 0.0) {
+                const std::size_t b2 = static_cast<std::size_t>(d) * max_nv + rowB[base + d];
+                if (beta[b2] == 0.0) touched.push_back(static_cast<int>(b2));
+                beta[b2] += c * wB[base + d];
+              }
             }
           }
           std::sort(touched.begin(), touched.end());

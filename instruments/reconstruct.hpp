@@ -5,20 +5,27 @@
 // For each step s of the pattern:
 //  1. the dithers' rectified frames are put on a common wavelength grid (the exposures' own
 //     grid when all agree; otherwise each row is resampled, flux-conserving, onto a linear grid
-//     with the smallest native step) and on a fine along-slit grid (pixel_y / fine_factor): a
-//     sky fine pixel takes the value of the detector row that contains its centre after removing
-//     the dither offset (the slitlet at offset (dx, dy) sees sky (x + dx, y + dy));
+//     with the smallest native step) and on a fine along-slit grid (pixel_y / fine_factor), in
+//     sky coordinates after removing the dither offset (the slitlet at offset (dx, dy) sees sky
+//     (x + dx, y + dy)). fine_grid = "interpolate" (default, MSA-3D: scipy RegularGridInterpolator,
+//     linear between row centres; a fine pixel whose neighbouring row is unusable takes its own
+//     row's value when its centre lies in that row) or "replicate" (the value of the row that
+//     contains the fine pixel's centre);
 //  2. per fine pixel and wavelength the good samples are combined: "median" (MSA-3D) or "mean"
 //     (inverse-variance weighted mean with iterative sigma clipping). Samples are ignored when
 //     their DQ has kDqDoNotUse, kDqNoCoverage, kDqChipGap, kDqBarShadow or kDqNonFinite, and
 //     when their detector row is less than `min_row_open_fraction` inside an open shutter
 //     (geometric bar shadow, computed from the SlitletConfig);
 //  3. the step becomes one column of width shutter.open_x_arcsec centred at sky x = offset_x.
-// The columns x fine rows are resampled by exact overlap (surface-brightness average of the
-// good area) onto square spaxels aligned with the aperture frame.
+// The columns x fine rows are resampled onto square spaxels aligned with the aperture frame:
+// spaxel_resample = "interpolate" (default; MSA-3D "interpolated onto a new grid" of 0.08": linear
+// in y between fine-pixel centres and in x between the centres of adjacent columns, the column's
+// own value within the outer half-column) or "overlap" (exact-overlap surface-brightness average
+// of the good area). Both renormalise over the usable inputs.
 //
 // Variance: for the mean, the exact linear propagation from the detector samples to every
-// spaxel (including the covariance between fine pixels that share a detector row). For the
+// spaxel (including the covariance between fine pixels that share a detector row, which the
+// interpolating fine grid creates between neighbouring fine pixels too). For the
 // median, the same propagation with equal weights, times the finite-n efficiency factor
 // median_variance_factor(n) (Var(median of n Gaussians) = c_n sigma^2 / n).
 //
@@ -53,6 +60,10 @@ struct ReconstructOptions {
   int clip_iterations = 3;            // mean only: clipping passes (0 = no rejection); the
                                       // first centre is the median, later ones the clipped mean
   int fine_factor = 4;                // fine along-slit grid = pixel_y / fine_factor (~0.025")
+  std::string fine_grid = "interpolate";  // "interpolate" (MSA-3D, linear between row centres)
+                                          // or "replicate" (row value copied onto its fine pixels)
+  std::string spaxel_resample = "interpolate";  // "interpolate" (MSA-3D, bilinear between column
+                                                // and fine-pixel centres) or "overlap" (exact area)
   double spaxel_arcsec = 0.08;        // output spaxel size (square)
   int min_dithers = 1;                // fine pixels with fewer good samples are not used
   int low_coverage_dithers = 4;       // kDqLowCoverage where WMAP < this (MSA-3D: ~6 of 7 nominal)

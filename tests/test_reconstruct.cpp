@@ -148,6 +148,19 @@ TEST(Reconstruct, OptionsValidateNamesTheField) {
   o = {};
   o.spaxel_arcsec = -1;
   EXPECT_THROW(o.validate(), InvalidOptions);
+  o = {};
+  EXPECT_EQ(o.fine_grid, "interpolate");        // MSA-3D build_7_exposures.py
+  EXPECT_EQ(o.spaxel_resample, "interpolate");  // MSA-3D paper: "interpolated onto a new grid"
+  o.fine_grid = "nearest";
+  try {
+    o.validate();
+    FAIL() << "no throw";
+  } catch (const InvalidOptions& e) {
+    EXPECT_NE(std::string(e.what()).find("fine_grid = 'nearest'"), std::string::npos) << e.what();
+  }
+  o = {};
+  o.spaxel_resample = "drizzle";
+  EXPECT_THROW(o.validate(), InvalidOptions);
   EXPECT_FALSE(reconstruct({}, SlitletConfig{}, PatternConfig{}, SkyFrame{}).status.ok());
 }
 
@@ -285,21 +298,29 @@ TEST(Reconstruct, BlankSkyNoiseIsUnitInExposuresAndCube) {
   const auto run = blank_sky(2136, 0, 160);
   EXPECT_NEAR(run.exp_ratio_std, 1.0, 0.05);
   std::printf("[ info ] exposures: std(SCI/ERR) = %.4f\n", run.exp_ratio_std);
-  for (const std::string comb : {"median", "mean"}) {
-    ReconstructOptions opt;
-    opt.combine = comb;
-    const auto r = reconstruct(run.exps, SlitletConfig{}, PatternConfig{}, SkyFrame{}, opt);
-    ASSERT_TRUE(r.status.ok());
-    std::vector<double> ratio;
-    for (std::size_t p = 0; p < r.cube.size(); ++p)
-      if (r.cube.dq[p] == 0) ratio.push_back(r.cube.sci[p] / r.cube.err[p]);
-    ASSERT_GT(ratio.size(), 10000u);
-    const double sd = std_of(ratio);
-    EXPECT_NEAR(sd, 1.0, 0.05) << comb;
-    std::printf("[ info ] cube (%s): std(SCI/ERR) = %.4f over %zu voxels, %zu outliers rejected\n", comb.c_str(),
-                sd, ratio.size(), r.n_outliers_rejected);
-    RecordProperty("cube_ratio_std_" + comb, std::to_string(sd));
-  }
+  // Every fine-grid / spaxel method: interpolation correlates neighbouring fine pixels (they share
+  // detector rows) and spaxels; ERR propagates those covariances exactly (mean) or with the
+  // median's efficiency factor.
+  const char* const fine_grids[] = {"interpolate", "replicate"};
+  const char* const resamples[] = {"interpolate", "overlap"};
+  for (const char* comb : {"median", "mean"})
+    for (const char* fg : fine_grids)
+      for (const char* sr : resamples) {
+        ReconstructOptions opt;
+        opt.combine = comb;
+        opt.fine_grid = fg;
+        opt.spaxel_resample = sr;
+        const auto r = reconstruct(run.exps, SlitletConfig{}, PatternConfig{}, SkyFrame{}, opt);
+        ASSERT_TRUE(r.status.ok());
+        std::vector<double> ratio;
+        for (std::size_t p = 0; p < r.cube.size(); ++p)
+          if (r.cube.dq[p] == 0) ratio.push_back(r.cube.sci[p] / r.cube.err[p]);
+        ASSERT_GT(ratio.size(), 10000u);
+        const double sd = std_of(ratio);
+        EXPECT_NEAR(sd, 1.0, 0.05) << comb << " " << fg << " " << sr;
+        std::printf("[ info ] cube (%s, fine %s, spaxels %s): std(SCI/ERR) = %.4f over %zu voxels, %zu outliers "
+                    "rejected\n", comb, fg, sr, sd, ratio.size(), r.n_outliers_rejected);
+      }
 }
 
 TEST(Reconstruct, SameSeedBitIdenticalForOneAndTwoThreads) {
@@ -346,7 +367,8 @@ double fwhm_of(const std::vector<double>& prof, double pix) {
   return (right - left) * pix;
 }
 
-Profile compact_source(const std::string& comb, double xc, double yc) {
+Profile compact_source(const std::string& comb, double xc, double yc, const std::string& fine_grid = "interpolate",
+                       const std::string& spaxel_resample = "interpolate") {
   const SlitletConfig sl;
   const PatternConfig pat;
   SynthSpec spec;
@@ -355,6 +377,8 @@ Profile compact_source(const std::string& comb, double xc, double yc) {
   const auto exps = make_exposures(gaussian_scene(flux, xc, yc, 0.03), sl, pat, spec);
   ReconstructOptions opt;
   opt.combine = comb;
+  opt.fine_grid = fine_grid;
+  opt.spaxel_resample = spaxel_resample;
   const auto r = reconstruct(exps, sl, pat, SkyFrame{}, opt);
   EXPECT_TRUE(r.status.ok());
   const Cube& c = r.cube;
@@ -374,6 +398,47 @@ Profile compact_source(const std::string& comb, double xc, double yc) {
   return out;
 }
 
+// The along-slit resolution of the four fine-grid / spaxel methods (synthetic rows: PSF-only
+// source integrated over the row area, no spectrograph kernel), averaged over 8 sub-spaxel phases.
+// What each method does to the exposures' sampled profile (box of the 0.1" row, already in the
+// data): "replicate" convolves it once more with the 0.1" row (phase-averaged variance 1/12 px^2),
+// "interpolate" with a triangle of half-width one row (1/6 px^2, wider); "overlap" spaxels add the
+// 0.08" box, "interpolate" spaxels only the 0.025" fine pitch.
+TEST(Reconstruct, FineGridAndSpaxelMethodsResolutionAndFlux) {
+  struct Row { std::string fg, sr; double fx = 0, fy = 0, cx = 0, flux = 0, flux_min = 9, flux_max = 0; };
+  std::vector<Row> rows;
+  for (const std::string fg : {"interpolate", "replicate"})
+    for (const std::string sr : {"interpolate", "overlap"}) {
+      Row r{fg, sr};
+      const int nphase = 8;
+      for (int q = 0; q < nphase; ++q) {
+        const Profile p = compact_source("median", 0.1 * q / nphase, 0.08 * q / nphase, fg, sr);
+        r.fx += p.fwhm_x / nphase;
+        r.fy += p.fwhm_y / nphase;
+        r.flux += p.flux / nphase;
+        r.flux_min = std::min(r.flux_min, p.flux);
+        r.flux_max = std::max(r.flux_max, p.flux);
+      }
+      r.cx = compact_source("median", 0.0, 0.0, fg, sr).fwhm_x;
+      std::printf("[ info ] median, fine %s, spaxels %s: FWHM x %.3f\" (column-centred %.3f), y %.3f\" "
+                  "(phase-averaged); flux %.3f (%.3f-%.3f)\n", fg.c_str(), sr.c_str(), r.fx, r.cx, r.fy, r.flux,
+                  r.flux_min, r.flux_max);
+      EXPECT_NEAR(r.cx, 0.2, 0.03) << fg << " " << sr;
+      // interpolation is not flux conserving for a compact source (phase dependent), overlap is
+      // to the median's bias; on average both are
+      EXPECT_NEAR(r.flux, 1.0, 0.05) << fg << " " << sr;
+      EXPECT_NEAR(r.flux_min, 1.0, 0.08) << fg << " " << sr;
+      EXPECT_NEAR(r.flux_max, 1.0, 0.08) << fg << " " << sr;
+      rows.push_back(r);
+    }
+  // rows: 0 interp/interp (MSA-3D), 1 interp/overlap, 2 replicate/interp, 3 replicate/overlap
+  EXPECT_LT(rows[2].fy, rows[0].fy);  // replication blurs less than linear interpolation
+  EXPECT_LT(rows[3].fy, rows[1].fy);
+  EXPECT_LT(rows[0].fy, rows[1].fy);  // point-sampled spaxels blur less than area-averaged ones
+  EXPECT_LT(rows[2].fy, rows[3].fy);
+  EXPECT_LT(rows[0].fx, rows[1].fx + 1e-9);
+}
+
 TEST(Reconstruct, CompactSourceFluxAndResolution) {
   // Flux at a few positions (centred, off-centre, near a bar); resolution element = the
   // half-maximum width of the collapsed profiles, averaged over sub-spaxel phases of the
@@ -382,7 +447,7 @@ TEST(Reconstruct, CompactSourceFluxAndResolution) {
     for (auto [xc, yc] : {std::pair{0.0, 0.0}, std::pair{0.05, 0.12}, std::pair{-0.23, -0.31}}) {
       const Profile p = compact_source(comb, xc, yc);
       std::printf("[ info ] %s, source at (%.2f, %.2f): flux ratio %.4f\n", comb.c_str(), xc, yc, p.flux);
-      EXPECT_NEAR(p.flux, 1.0, 0.05) << comb << " " << xc << " " << yc;
+      EXPECT_NEAR(p.flux, 1.0, 0.08) << comb << " " << xc << " " << yc;  // interpolation: see above
     }
     double fx = 0.0, fy = 0.0, fx_max = 0.0, fy_max = 0.0;
     const int nphase = 8;
@@ -403,7 +468,9 @@ TEST(Reconstruct, CompactSourceFluxAndResolution) {
                 centred.fwhm_y);
     EXPECT_NEAR(centred.fwhm_x, 0.2, 0.03) << comb;
     EXPECT_LT(fx, 0.26) << comb;
-    EXPECT_LT(fy, 0.15) << comb;
+    // PSF-only synthetic source (no spectrograph kernel): 0.146" (median) / 0.151" (mean) with
+    // the MSA-3D interpolations; the real profile is wider (observe test below).
+    EXPECT_LT(fy, 0.16) << comb;
   }
 }
 
@@ -470,13 +537,15 @@ TEST(Reconstruct, ObservedPointSourceFluxAndResolution) {
         }
     const double fx = fwhm_of(px, c.spatial.pixel_arcsec), fy = fwhm_of(py, c.spatial.pixel_arcsec);
     std::printf("[ info ] observe + %s: flux ratio %.4f, FWHM x %.3f\", y %.3f\"\n", comb.c_str(), f_out / f_in, fx, fy);
-    EXPECT_NEAR(f_out / f_in, 1.0, 0.05) << comb;
+    // a single source phase: interpolation is not flux conserving for a compact source (+-6 %)
+    EXPECT_NEAR(f_out / f_in, 1.0, 0.08) << comb;
     EXPECT_NEAR(fx, 0.2, 0.03) << comb;
-    // Along the slit the detector already blurs a point source: PSF (0.075") (x) the
-    // spectrograph kernel K (~1.3 px = 0.13") (x) 0.1" rows gives ~0.17" FWHM in each exposure,
-    // so the brief's "< 0.15"" cannot hold through observe; the reconstruction itself adds
-    // little (0.14" for the PSF-only synthetic source above). Bound: 0.20".
-    EXPECT_LT(fy, 0.20) << comb;
+    // Along the slit each exposure already carries the measured 1.28 px (0.128") profile of a
+    // point source (PSF (x) kernel (x) row); MSA-3D's linear interpolation between row centres
+    // adds a triangle of half-width one row on top (measured here 0.19"). The issue's "< 0.15""
+    // does not hold for the MSA-3D method (docs/reconstruction.md "Resolution").
+    EXPECT_LT(fy, 0.21) << comb;
+    EXPECT_GT(fy, 0.15) << comb;
   }
 }
 #endif
