@@ -1,6 +1,8 @@
 #pragma once
 // The slitstep program's subcommands. Each returns the process exit code; InputError escapes to
 // main(), which prints it as one line and returns 2.
+#include <cstdint>
+#include <limits>
 #include <string>
 
 namespace slitstep::app {
@@ -20,8 +22,30 @@ struct SimulateArgs {
   bool demo = false;        // print the model table, write sky.fits too
 };
 
+struct AnalyzeArgs {
+  std::string cube_path;
+  std::string config_path;  // empty: every [analysis] / [lines] default
+  std::string out_dir;
+  double redshift = std::numeric_limits<double>::quiet_NaN();             // --redshift
+  double lsf_fwhm_A = std::numeric_limits<double>::quiet_NaN();           // --lsf-fwhm-A
+  double lsf_resolving_power = std::numeric_limits<double>::quiet_NaN();  // --lsf-R
+  double lsf_sigma_kms = std::numeric_limits<double>::quiet_NaN();        // --lsf-sigma-kms
+  int threads = 0;
+};
+
+struct PopulationArgs {
+  std::string csv_path;
+  std::string out_dir;
+  int n_bootstrap = 1000;
+  std::uint64_t seed = 1;
+  bool weighted = false;
+  double pivot = 10.0;
+};
+
 int run_render(const RenderArgs& args);
 int run_simulate(const SimulateArgs& args);
 int run_info(const std::string& path);
+int run_analyze(const AnalyzeArgs& args);
+int run_population(const PopulationArgs& args);
 
 }  // namespace slitstep::app

@@ -55,6 +55,33 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Summarise a FITS product (HDUs, dimensions, units, WCS)");
   info->add_option("file", info_path, "FITS file")->required();
 
+  app::AnalyzeArgs an_args;
+  auto* analyze = app.add_subcommand(
+      "analyze", "Per-spaxel line fits and the MSA-3D analysis of a cube -> DIR/maps.fits, spaxels.csv, summary.json");
+  analyze->add_option("cube", an_args.cube_path, "Cube (slitstep product, JWST s3d or generic IFU FITS cube)")
+      ->required();
+  analyze->add_option("-o,--output", an_args.out_dir, "Output folder")->required();
+  analyze->add_option("--config", an_args.config_path, "Configuration (TOML): [analysis] and [lines] tables");
+  analyze->add_option("--redshift", an_args.redshift,
+                      "Systemic redshift (required when the cube carries none; slitstep cubes do)");
+  analyze->add_option("--lsf-fwhm-A", an_args.lsf_fwhm_A, "Instrumental FWHM in observed-frame Angstrom");
+  analyze->add_option("--lsf-R", an_args.lsf_resolving_power, "Instrumental resolving power (constant)");
+  analyze->add_option("--lsf-sigma-kms", an_args.lsf_sigma_kms, "Instrumental sigma in km/s (constant)");
+  analyze->add_option("--threads", an_args.threads, "OpenMP threads (0 = default; results do not depend on it)")
+      ->check(CLI::NonNegativeNumber);
+
+  app::PopulationArgs pop_args;
+  auto* population = app.add_subcommand(
+      "population", "Gradient - stellar mass relation of a sample (CSV: id, log_mstar, gradient_dex_per_kpc, "
+                    "gradient_err) -> DIR/population.json");
+  population->add_option("csv", pop_args.csv_path, "Results table (CSV)")->required();
+  population->add_option("-o,--output", pop_args.out_dir, "Output folder")->required();
+  population->add_option("--bootstrap", pop_args.n_bootstrap, "Bootstrap resamples")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 1000000));
+  population->add_option("--seed", pop_args.seed, "Seed of the bootstrap")->capture_default_str();
+  population->add_flag("--weighted", pop_args.weighted, "Weight by 1/gradient_err^2 (default: OLS, as the paper)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -67,6 +94,8 @@ int main(int argc, char** argv) {
     if (*simulate) return app::run_simulate(sim_args);
     if (*render) return app::run_render(render_args);
     if (*info) return app::run_info(info_path);
+    if (*analyze) return app::run_analyze(an_args);
+    if (*population) return app::run_population(pop_args);
   } catch (const InputError& e) {
     std::fprintf(stderr, "slitstep: error: %s\n", one_line(e.what()).c_str());
     return 2;
