@@ -198,6 +198,12 @@ std::optional<SimulationConfig> stored_simulation_config(const std::string& path
   try {
     const ProductMeta meta = read_product_meta(path);
     product_type = meta.product_type;
+    // Only simulator products store a simulation configuration (an empty text = every default, as
+    // `slitstep demo` writes); any other slitstep product (e.g. a converted cube) does not.
+    if (product_type != "CUBE" && product_type != "SKYCUBE") {
+      why = "PRODTYPE '" + product_type + "' is not a simulator product";
+      return std::nullopt;
+    }
     const Config stored = Config::from_string(meta.config_text, path + " (stored configuration)");
     return read_simulation_config(stored);
   } catch (const InputError& e) {
@@ -441,6 +447,8 @@ int run_analyze(const AnalyzeArgs& args) {
   AnalysisResult res = analyze_maps(amaps, ac.analysis);
   AnalysisSummary& s = res.summary;
   if (no_continuum) {
+    // The pipeline's PA notes refer to its (empty) kinematic sample; the PA is decided below.
+    std::erase_if(res.notes, [](const std::string& n) { return n.rfind("PA:", 0) == 0; });
     // Kinematics from the spaxels that pass the Halpha S/N cut (the only cut that applies).
     KinematicsInput kin;
     for (std::size_t k = 0; k < maps.size(); ++k) {
