@@ -31,7 +31,7 @@ std::string grid_text(const SpatialGrid& g) {
 
 struct SlitstepOperator::Ws : ModelOperator::Workspace {
   Cube sky, conv;
-  std::vector<Exposure> full, narrow;
+  std::vector<Exposure> narrow;  // compact exposures (the modelled columns) written by observe
   StageTimes times;
 };
 
@@ -180,28 +180,21 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
 
   t = Clock::now();
   ObserveOptions oo;
-  oo.apply_psf = false;  // done above, exactly as observe_into does it
   oo.threads = w.threads;
+  oo.columns = columns_;  // compact exposures: only the modelled columns (bit-identical values)
   try {
-    observe_into(*instrument_, psf ? w.conv : w.sky, oo, w.full);
+    if (psf) {
+      observe_convolved_into(*instrument_, w.conv.sci, oo, w.narrow);  // convolved above, read in place
+    } else {
+      oo.apply_psf = false;
+      observe_into(*instrument_, w.sky, oo, w.narrow);
+    }
   } catch (const std::exception& e) {
     return Status::Error(StatusCode::kFailed, std::string("observe: ") + e.what());
   }
   w.times.observe_s += since(t);
-
-  t = Clock::now();
   const std::size_t nc = columns_.size();
   const int nv = instrument_->nv();
-  for (std::size_t q = 0; q < w.full.size(); ++q) {
-    const Exposure& e = w.full[q];
-    Exposure& n = w.narrow[q];
-    for (int v = 0; v < nv; ++v) {
-      const double* src = e.sci.data() + e.index(v, 0);
-      double* dst = n.sci.data() + static_cast<std::size_t>(v) * nc;
-      for (std::size_t c = 0; c < nc; ++c) dst[c] = src[columns_[c]];
-    }
-  }
-  w.times.crop_s += since(t);
 
   if (options_.space == SlitstepOperatorOptions::Space::kExposure) {
     t = Clock::now();

@@ -33,9 +33,48 @@ std::vector<int> selected(const NirspecInstrument& ins, const ObserveOptions& o)
   return sel;
 }
 
-void init_exposure(const NirspecInstrument& ins, int p, Exposure& e) {
-  if (e.nu != ins.nu() || e.nv != ins.nv() || e.sci.size() != static_cast<std::size_t>(ins.nu()) * ins.nv()) {
-    e.resize(ins.nv(), ins.nu());
+// The column selection of one call: map[u] = output column or -1; full frame when empty.
+struct ColumnSelection {
+  bool compact = false;
+  int n_out = 0;                 // output columns
+  int u_min = 0, u_max = -1;     // selected range [u_min, u_max]
+  std::vector<int> map;          // nu entries (compact only)
+  std::vector<double> wavelength_um;
+  std::vector<std::uint32_t> dq; // nv x n_out
+};
+
+ColumnSelection make_selection(const NirspecInstrument& ins, const ObserveOptions& o) {
+  ColumnSelection cs;
+  const int nu = ins.nu(), nv = ins.nv();
+  if (o.columns.empty()) {
+    cs.n_out = nu;
+    cs.u_min = 0;
+    cs.u_max = nu - 1;
+    return cs;
+  }
+  cs.compact = true;
+  cs.n_out = static_cast<int>(o.columns.size());
+  cs.u_min = o.columns.front();
+  cs.u_max = o.columns.back();
+  cs.map.assign(static_cast<std::size_t>(nu), -1);
+  const auto& lam = ins.column_wavelengths_um();
+  const auto& dqt = ins.dq_template();
+  cs.wavelength_um.resize(o.columns.size());
+  cs.dq.resize(static_cast<std::size_t>(nv) * o.columns.size());
+  for (std::size_t c = 0; c < o.columns.size(); ++c) {
+    const int u = o.columns[c];
+    cs.map[static_cast<std::size_t>(u)] = static_cast<int>(c);
+    cs.wavelength_um[c] = lam[static_cast<std::size_t>(u)];
+    for (int v = 0; v < nv; ++v)
+      cs.dq[static_cast<std::size_t>(v) * o.columns.size() + c] = dqt[static_cast<std::size_t>(v) * nu + u];
+  }
+  return cs;
+}
+
+void init_exposure(const NirspecInstrument& ins, int p, const ColumnSelection& cs, Exposure& e) {
+  const int nout = cs.n_out;
+  if (e.nu != nout || e.nv != ins.nv() || e.sci.size() != static_cast<std::size_t>(nout) * ins.nv()) {
+    e.resize(ins.nv(), nout);
   } else {
     std::fill(e.sci.begin(), e.sci.end(), 0.0);
     std::fill(e.err.begin(), e.err.end(), 0.0);
@@ -45,22 +84,27 @@ void init_exposure(const NirspecInstrument& ins, int p, Exposure& e) {
   e.pointing = ins.pointings()[p];
   e.y0_arcsec = ins.row_y0_arcsec();
   e.pixel_y_arcsec = ins.pixel_y_arcsec();
-  e.wavelength_um = ins.column_wavelengths_um();
-  e.dq = ins.dq_template();
+  e.wavelength_um = cs.compact ? cs.wavelength_um : ins.column_wavelengths_um();
+  e.dq = cs.compact ? cs.dq : ins.dq_template();
+  e.wavelength2d_um.clear();
   e.seed = 0;
 }
 
-// One pointing, fast path. `buf` is a per-thread scratch of nv * nl doubles.
-void render_pointing(const NirspecInstrument& ins, const std::vector<double>& B, int p, Exposure& e,
+// One pointing, fast path. `buf` is a per-thread scratch of nv * nl doubles. B: the (convolved)
+// sky in Cube layout. Compact: only the selected columns are written (same sums, same order).
+template <bool Compact>
+void render_pointing(const NirspecInstrument& ins, const double* B, int p, const ColumnSelection& cs, Exposure& e,
                      std::vector<double>& buf) {
   const SpatialGrid& g = ins.sky_spatial();
   const std::size_t nl = ins.sky_spectral().size();
-  const int nv = ins.nv(), nu = ins.nu();
+  const int nv = ins.nv();
+  const int nout = cs.n_out;
   const int s = ins.step_slot(p), d = ins.dither_slot(p);
   const auto& cols = ins.columns(s);
   const auto& sprof = ins.spectral_profiles(s);
   const auto& svals = ins.spectral_values(s);
   const std::size_t nch = ins.num_chunks();
+  const int* map = Compact ? cs.map.data() : nullptr;
   buf.assign(static_cast<std::size_t>(nv) * nl, 0.0);
   double* sci = e.sci.data();
   for (std::size_t c = 0; c < cols.size(); ++c) {
@@ -68,11 +112,21 @@ void render_pointing(const NirspecInstrument& ins, const std::vector<double>& B,
     int r_min = nv, r_max = -1;
     // 1) collapse sky rows onto detector rows: C(r, k) = sum_j B(i, j, k) Y_j(r)
     for (std::size_t ch = 0; ch < nch; ++ch) {
-      const std::size_t k0 = ins.chunk_first(ch), k1 = ins.chunk_end(ch);
+      std::size_t k0 = ins.chunk_first(ch), k1 = ins.chunk_end(ch);
+      if (Compact) {  // only channels whose spectral profile reaches a selected column
+        while (k0 < k1 && (sprof[c * nl + k0].len == 0 || sprof[c * nl + k0].m0 + sprof[c * nl + k0].len - 1 < cs.u_min ||
+                           sprof[c * nl + k0].m0 > cs.u_max))
+          ++k0;
+        while (k1 > k0 && (sprof[c * nl + k1 - 1].len == 0 ||
+                           sprof[c * nl + k1 - 1].m0 + sprof[c * nl + k1 - 1].len - 1 < cs.u_min ||
+                           sprof[c * nl + k1 - 1].m0 > cs.u_max))
+          --k1;
+        if (k0 >= k1) continue;
+      }
       const auto& rprof = ins.row_profiles(d, ch);
       const auto& rvals = ins.row_values(d, ch);
       for (const auto& rp : rprof) {
-        const double* base = B.data() + (static_cast<std::size_t>(rp.j) * g.nx + i) * nl;
+        const double* base = B + (static_cast<std::size_t>(rp.j) * g.nx + i) * nl;
         bool any = false;
         for (std::size_t k = k0; k < k1; ++k) any |= (base[k] != 0.0);
         if (!any) continue;
@@ -90,12 +144,27 @@ void render_pointing(const NirspecInstrument& ins, const std::vector<double>& B,
     for (std::size_t k = 0; k < nl; ++k) {
       const auto& P = sprof[c * nl + k];
       if (P.len == 0) continue;
+      int q0 = 0, q1 = P.len;
+      if (Compact) {
+        q0 = std::max(0, cs.u_min - P.m0);
+        q1 = std::min(P.len, cs.u_max - P.m0 + 1);
+        if (q0 >= q1) continue;
+      }
       const double* w = svals.data() + P.offset;
       for (int r = r_min; r <= r_max; ++r) {
         const double cval = buf[static_cast<std::size_t>(r) * nl + k];
         if (cval == 0.0) continue;
-        double* row = sci + static_cast<std::size_t>(r) * nu + P.m0;
-        for (int q = 0; q < P.len; ++q) row[q] += cval * w[q];
+        if (Compact) {
+          double* row = sci + static_cast<std::size_t>(r) * nout;
+          const int* mp = map + P.m0;
+          for (int q = q0; q < q1; ++q) {
+            const int o = mp[q];
+            if (o >= 0) row[o] += cval * w[q];
+          }
+        } else {
+          double* row = sci + static_cast<std::size_t>(r) * nout + P.m0;
+          for (int q = 0; q < P.len; ++q) row[q] += cval * w[q];
+        }
       }
     }
     for (int r = r_min; r <= r_max; ++r)
@@ -103,17 +172,10 @@ void render_pointing(const NirspecInstrument& ins, const std::vector<double>& B,
   }
 }
 
-}  // namespace
-
-void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOptions& o, std::vector<Exposure>& out) {
-  check_grids(ins, sky);
+// Every selected pointing from the (convolved) sky B.
+void observe_core(const NirspecInstrument& ins, const double* B, const ObserveOptions& o, std::vector<Exposure>& out) {
   const std::vector<int> sel = selected(ins, o);
-  std::vector<double> B;
-  if (o.apply_psf && ins.psf().enabled()) {
-    ins.psf().apply(sky.sci, B, o.threads);
-  } else {
-    B = sky.sci;
-  }
+  const ColumnSelection cs = make_selection(ins, o);
   out.resize(sel.size());
   const int n = static_cast<int>(sel.size());
   const int nthreads = o.threads > 0 ? o.threads : omp_get_max_threads();
@@ -122,10 +184,50 @@ void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOp
     std::vector<double> buf;
 #pragma omp for schedule(dynamic, 1)
     for (int q = 0; q < n; ++q) {
-      init_exposure(ins, sel[q], out[q]);
-      render_pointing(ins, B, sel[q], out[q], buf);
+      init_exposure(ins, sel[q], cs, out[q]);
+      if (cs.compact)
+        render_pointing<true>(ins, B, sel[q], cs, out[q], buf);
+      else
+        render_pointing<false>(ins, B, sel[q], cs, out[q], buf);
     }
   }
+}
+
+}  // namespace
+
+void ObserveOptions::validate(int nu) const {
+  for (std::size_t c = 0; c < columns.size(); ++c) {
+    const int u = columns[c];
+    if (u < 0 || u >= nu)
+      throw InvalidOptions("ObserveOptions.columns[" + std::to_string(c) + "] = " + std::to_string(u) +
+                           ": must be in [0, " + std::to_string(nu - 1) + "] (detector columns)");
+    if (c > 0 && u <= columns[c - 1])
+      throw InvalidOptions("ObserveOptions.columns[" + std::to_string(c) + "] = " + std::to_string(u) +
+                           ": columns must be strictly increasing");
+  }
+  if (threads < 0) throw InvalidOptions("ObserveOptions.threads = " + std::to_string(threads) + ": must be >= 0");
+}
+
+void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOptions& o, std::vector<Exposure>& out) {
+  check_grids(ins, sky);
+  o.validate(ins.nu());
+  if (o.apply_psf && ins.psf().enabled()) {
+    std::vector<double> B;
+    ins.psf().apply(sky.sci, B, o.threads);
+    observe_core(ins, B.data(), o, out);
+  } else {
+    observe_core(ins, sky.sci.data(), o, out);  // read in place, no copy
+  }
+}
+
+void observe_convolved_into(const NirspecInstrument& ins, const std::vector<double>& convolved_sci,
+                            const ObserveOptions& o, std::vector<Exposure>& out) {
+  const std::size_t n = ins.sky_spatial().size() * ins.sky_spectral().size();
+  if (convolved_sci.size() != n)
+    throw InvalidOptions("observe_convolved_into: the convolved sky has " + std::to_string(convolved_sci.size()) +
+                         " values, expected " + std::to_string(n) + " (the instrument's sky grids)");
+  o.validate(ins.nu());
+  observe_core(ins, convolved_sci.data(), o, out);
 }
 
 std::vector<Exposure> observe(const NirspecInstrument& ins, const Cube& sky, const ObserveOptions& o) {

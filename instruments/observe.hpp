@@ -35,6 +35,13 @@ struct ObserveOptions {
   bool apply_psf = true;        // convolve with the telescope PSF before the shutter cut
   int threads = 0;              // OpenMP threads (0 = OpenMP default); results do not depend on it
   std::vector<int> pointings;   // pointing indices to observe (empty = all, in order)
+  // Detector columns u to produce (strictly increasing, each in [0, nu)); empty = the full frame
+  // (the simulator's products). Non-empty: every exposure is COMPACT, nu = columns.size(),
+  // wavelength_um and dq restricted to those columns, and sci holds bit for bit the values the
+  // full frame has in them (the same sums in the same order; only the other columns are not
+  // written). For fitters: no full-frame (3900-column) zero fill per evaluation.
+  std::vector<int> columns;
+  void validate(int nu) const;  // throws InvalidOptions naming the field, value and rule
 };
 
 /// Noiseless exposures of `sky` (sky.sci only is used; its grids must equal the instrument's).
@@ -42,6 +49,13 @@ std::vector<Exposure> observe(const NirspecInstrument& instrument, const Cube& s
 /// Same, reusing the allocations of `out` (for fitters that call observe many times).
 void observe_into(const NirspecInstrument& instrument, const Cube& sky, const ObserveOptions& options,
                   std::vector<Exposure>& out);
+/// Same as observe_into with apply_psf = true, but on a sky that is ALREADY PSF-convolved
+/// (`convolved_sci` in Cube layout on the instrument's grids, e.g. from
+/// instrument.psf().apply or apply_separable); read in place, never copied. options.apply_psf is
+/// ignored. Equals observe_into(apply_psf = true) bit for bit when convolved_sci is the output of
+/// the PSF path observe_into uses (PsfConvolver::apply).
+void observe_convolved_into(const NirspecInstrument& instrument, const std::vector<double>& convolved_sci,
+                            const ObserveOptions& options, std::vector<Exposure>& out);
 /// Slow, obviously correct reference: direct PSF convolution, then for every pointing, sky pixel,
 /// shutter and channel the exact overlap rectangle and the full kernel sums. Same model, same
 /// result as observe() to rounding (tests: 1e-10 relative).

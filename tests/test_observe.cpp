@@ -372,6 +372,74 @@ TEST(Observe, FastPathEqualsReferencePath) {
   for (std::size_t p = 0; p < fast.size(); ++p) EXPECT_EQ(f1[p].sci, fast[p].sci);
 }
 
+// --- compact exposures (ObserveOptions::columns) and the pre-convolved entry point --------------
+TEST(Observe, CompactColumnsAndConvolvedEntryAreBitIdenticalToFullFrame) {
+  NirspecConfig cfg;  // full 63-pointing pattern, Gaussian PSF
+  cfg.detector.gap_center_um = 1.3005;  // gap inside the first window: some selected columns are dead
+  const SpatialGrid g = SpatialGrid::centred(50, 46, 0.04, 0.0, 0.02);
+  const WavelengthGrid wl = WavelengthGrid::from_windows({{1.2985, 0.0002, 20}, {1.65, 0.00015, 12}});
+  const NirspecInstrument ins(cfg, g, wl);
+  Rng rng(11);
+  Cube c = Cube::zeros(g, wl);
+  for (double& v : c.sci) v = rng.uniform() < 0.3 ? rng.uniform() : 0.0;
+  const auto full = observe(ins, c);
+  // columns: a contiguous run around the first window, a sparse set around the second, one far away
+  ObserveOptions o;
+  const int u1 = static_cast<int>(std::lround(ins.disperser().u_of_lambda(1.3005)));
+  const int u2 = static_cast<int>(std::lround(ins.disperser().u_of_lambda(1.651)));
+  for (int u = u1 - 12; u <= u1 + 12; ++u) o.columns.push_back(u);
+  for (int u = u2 - 6; u <= u2 + 6; u += 2) o.columns.push_back(u);
+  o.columns.push_back(ins.nu() - 1);
+  for (int threads : {1, 2}) {
+    o.threads = threads;
+    std::vector<Exposure> compact;
+    observe_into(ins, c, o, compact);
+    ASSERT_EQ(compact.size(), full.size());
+    const std::size_t nc = o.columns.size();
+    std::size_t nonzero = 0, differ = 0;
+    for (std::size_t p = 0; p < full.size(); ++p) {
+      ASSERT_EQ(compact[p].nu, static_cast<int>(nc));
+      ASSERT_EQ(compact[p].nv, full[p].nv);
+      EXPECT_EQ(compact[p].pointing.index, full[p].pointing.index);
+      for (int v = 0; v < full[p].nv; ++v)
+        for (std::size_t k = 0; k < nc; ++k) {
+          const std::size_t a = static_cast<std::size_t>(v) * nc + k, b = full[p].index(v, o.columns[k]);
+          if (compact[p].sci[a] != full[p].sci[b]) ++differ;  // bit for bit
+          if (compact[p].dq[a] != full[p].dq[b]) ++differ;
+          nonzero += compact[p].sci[a] != 0.0;
+        }
+      for (std::size_t k = 0; k < nc; ++k)
+        EXPECT_EQ(compact[p].wavelength_um[k], full[p].wavelength_um[static_cast<std::size_t>(o.columns[k])]);
+    }
+    std::cout << "compact (" << nc << " columns, " << threads << " threads) vs full frame: " << differ
+              << " values differ (bit for bit), " << nonzero << " non-zero\n";
+    EXPECT_EQ(differ, 0u);
+    EXPECT_GT(nonzero, 1000u);
+  }
+  // pre-convolved entry point == observe_into(apply_psf = true), bit for bit, full and compact
+  std::vector<double> conv;
+  ins.psf().apply(c.sci, conv);
+  std::vector<Exposure> e1, e2;
+  ObserveOptions fo;
+  observe_convolved_into(ins, conv, fo, e1);
+  for (std::size_t p = 0; p < full.size(); ++p) EXPECT_EQ(e1[p].sci, full[p].sci);
+  o.threads = 0;
+  observe_convolved_into(ins, conv, o, e2);
+  std::vector<Exposure> e3;
+  observe_into(ins, c, o, e3);
+  for (std::size_t p = 0; p < full.size(); ++p) EXPECT_EQ(e2[p].sci, e3[p].sci);
+  // reuse of the allocations: a compact call after a full one and back
+  observe_into(ins, c, ObserveOptions{}, e3);
+  for (std::size_t p = 0; p < full.size(); ++p) EXPECT_EQ(e3[p].sci, full[p].sci);
+  // bad selections name the field
+  ObserveOptions bad;
+  bad.columns = {5, 5};
+  EXPECT_THROW(observe_into(ins, c, bad, e3), InvalidOptions);
+  bad.columns = {ins.nu()};
+  EXPECT_THROW(observe_into(ins, c, bad, e3), InvalidOptions);
+  EXPECT_THROW(observe_convolved_into(ins, std::vector<double>(3), fo, e3), InvalidOptions);
+}
+
 // --- exposure frame, DQ, electrons ---------------------------------------------------------------
 TEST(Observe, ExposureFrameDqAndElectrons) {
   NirspecConfig cfg = single_pointing_config();
