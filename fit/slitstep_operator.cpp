@@ -31,6 +31,7 @@ std::string grid_text(const SpatialGrid& g) {
 
 struct SlitstepOperator::Ws : ModelOperator::Workspace {
   Cube sky, conv;
+  std::vector<double> psf_scratch;  // x pass of the separable PSF
   std::vector<Exposure> narrow;  // compact exposures (the modelled columns) written by observe
   StageTimes times;
 };
@@ -42,6 +43,9 @@ void SlitstepOperatorOptions::validate() const {
   if (!(window_extra_kms >= 0.0 && window_extra_kms <= 20000.0))
     throw InvalidOptions("SlitstepOperatorOptions.window_extra_kms = " + format_value(window_extra_kms) +
                          ": must be in [0, 20000]");
+  if (!(psf_truncate_sigma == 0.0 || (psf_truncate_sigma >= 3.0 && psf_truncate_sigma <= 12.0)))
+    throw InvalidOptions("SlitstepOperatorOptions.psf_truncate_sigma = " + format_value(psf_truncate_sigma) +
+                         ": must be 0 (exact kernel) or in [3, 12]");
   if (edge_margin_columns < 0 || edge_margin_columns > 200)
     throw InvalidOptions("SlitstepOperatorOptions.edge_margin_columns = " + std::to_string(edge_margin_columns) +
                          ": must be in [0, 200]");
@@ -97,6 +101,16 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
     for (std::size_t c = 0; c < nc; ++c)
       column_dq_[static_cast<std::size_t>(v) * nc + c] =
           instrument_->dq_template()[static_cast<std::size_t>(v) * nu + static_cast<std::size_t>(columns_[c])];
+
+  // Sky columns / rows observe reads (the PSF output is needed there only).
+  psf_columns_.assign(static_cast<std::size_t>(sky_spatial_.nx), 0);
+  psf_rows_.assign(static_cast<std::size_t>(sky_spatial_.ny), 0);
+  for (int p = 0; p < static_cast<int>(instrument_->pointings().size()); ++p) {
+    for (const auto& co : instrument_->columns(instrument_->step_slot(p))) psf_columns_[static_cast<std::size_t>(co.i)] = 1;
+    for (std::size_t ch = 0; ch < instrument_->num_chunks(); ++ch)
+      for (const auto& rp : instrument_->row_profiles(instrument_->dither_slot(p), ch))
+        psf_rows_[static_cast<std::size_t>(rp.j)] = 1;
+  }
 
   // One evaluation of the base galaxy fixes the output grid and what the chain can predict.
   auto ws = make_workspace();
@@ -175,7 +189,16 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
 
   t = Clock::now();
   const bool psf = instrument_->psf().enabled();
-  if (psf) instrument_->psf().apply(w.sky.sci, w.conv.sci, w.threads);
+  if (psf) {
+    if (options_.separable_psf && instrument_->psf().separable()) {  // = apply() to < 1e-12 of the peak (tests/test_psf.cpp)
+      // only the sky pixels observe reads (columns / rows some shutter sees); the rest of w.conv
+      // is never read
+      instrument_->psf().apply_separable(w.sky.sci, w.conv.sci, w.psf_scratch, w.threads, options_.psf_truncate_sigma,
+                                         psf_columns_, psf_rows_);
+    } else {
+      instrument_->psf().apply(w.sky.sci, w.conv.sci, w.threads);
+    }
+  }
   w.times.psf_s += since(t);
 
   t = Clock::now();

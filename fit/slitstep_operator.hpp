@@ -52,6 +52,14 @@ struct SlitstepOperatorOptions {
   std::optional<double> window_half_width_kms;  // fixed render half-width (default: rule + extra)
   double window_extra_kms = 200.0;              // added to the base galaxy's half-width rule
   int edge_margin_columns = 6;                  // columns dropped at each window edge (>= 0)
+  // Gaussian PSF: 0 = the simulator's kernel exactly (separable path, = FFT to < 1e-12 of the
+  // peak); > 0 (in [3, 12]) = APPROXIMATION: 1-D factors cut at this many sigma and renormalised
+  // (PsfConvolver::apply_separable; 4 sigma changes values by ~1e-4 of the peak). Off by default.
+  double psf_truncate_sigma = 0.0;
+  // Gaussian PSF by two direct 1-D passes (PsfConvolver::apply_separable) instead of the
+  // simulator's FFT: the same kernel, equal to < 1e-12 of the peak (not bit for bit). false =
+  // the FFT path, bit-identical to the simulator's chain (tests/test_slitstep_operator.cpp).
+  bool separable_psf = true;
   void validate() const;                        // throws InvalidOptions naming field, value, rule
 };
 
@@ -113,6 +121,7 @@ class SlitstepOperator final : public ModelOperator {
   std::unique_ptr<NirspecInstrument> instrument_;
   std::vector<int> columns_;
   std::vector<double> column_um_;
+  std::vector<char> psf_columns_, psf_rows_;  // sky columns / rows observe reads
   std::vector<std::uint32_t> column_dq_;  // dq template restricted to the columns (nv x n_columns)
   SpatialGrid cube_spatial_;
   std::vector<char> predictable_;

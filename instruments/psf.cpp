@@ -232,6 +232,21 @@ PsfConvolver::PsfConvolver(const PsfConfig& c, const SpatialGrid& spatial, const
       chunk_first_.push_back(k0);
       chunk_end_.push_back(k1);
       kernels_.push_back(make_psf_kernel(c, lmid, spatial.pixel_arcsec, c.model == "file" ? &image : nullptr));
+      if (c.model == "gaussian") {
+        // the 1-D factor of the same kernel: g(d) as in make_psf_kernel, normalised
+        const PsfKernel& K = kernels_.back();
+        const double sig = psf_fwhm_arcsec(c, lmid) / kFwhmPerSigma, p = spatial.pixel_arcsec;
+        std::vector<double> g(static_cast<std::size_t>(2 * K.half + 1));
+        double sum = 0.0;
+        for (int d = -K.half; d <= K.half; ++d) {
+          g[static_cast<std::size_t>(d + K.half)] =
+              0.5 * (std::erfc(-(d + 0.5) * p / sig * kInvSqrt2) - std::erfc(-(d - 0.5) * p / sig * kInvSqrt2));
+          sum += g[static_cast<std::size_t>(d + K.half)];
+        }
+        for (double& v : g) v /= sum;
+        factors_.push_back(std::move(g));
+        chunk_sigma_px_.push_back(sig / p);
+      }
       k0 = k1;
     }
   }
@@ -319,6 +334,152 @@ void PsfConvolver::apply(const std::vector<double>& in, std::vector<double>& out
     }
     fftw_free(r);
     fftw_free(cx);
+  }
+}
+
+std::vector<double> PsfConvolver::separable_factor(std::size_t chunk, double truncate_sigma) const {
+  if (!separable()) throw InvalidOptions("PsfConvolver::separable_factor: psf_model = \"" + config_.model + "\" is not separable");
+  if (!(truncate_sigma >= 0.0) || !std::isfinite(truncate_sigma))
+    throw InvalidOptions("PsfConvolver: truncate_sigma = " + format_value(truncate_sigma) + ": must be finite and >= 0");
+  const std::vector<double>& f = factors_.at(chunk);
+  const int half = static_cast<int>(f.size() / 2);
+  if (truncate_sigma == 0.0) return f;
+  const int h = std::min(half, std::max(1, static_cast<int>(std::ceil(truncate_sigma * chunk_sigma_px_[chunk]))));
+  if (h == half) return f;
+  std::vector<double> t(f.begin() + (half - h), f.begin() + (half + h + 1));
+  double sum = 0.0;
+  for (double v : t) sum += v;
+  for (double& v : t) v /= sum;
+  return t;
+}
+
+namespace {
+
+// One direct 1-D pass along an axis with `stride` (in spectra) between neighbours:
+// out(p) = sum_d h[d] in(p - d*stride) over the n positions of a line, channel ranges per chunk,
+// every spectrum's nonzero range [first, last] (first > last: all zero) used to skip zeros.
+// Writes the union range of its output spectra to ofirst/olast.
+struct Line1D {
+  const double* in;
+  double* out;
+  const int* first;
+  const int* last;
+  int* ofirst;
+  int* olast;
+  std::size_t nl;
+};
+
+void pass_line(const Line1D& L, std::size_t base, std::size_t stride, int n, const std::vector<std::vector<double>>& h,
+               const std::vector<std::size_t>& ch_first, const std::vector<std::size_t>& ch_end, const char* need) {
+  const std::size_t nl = L.nl;
+  int hmax = 0;
+  for (const auto& v : h) hmax = std::max(hmax, static_cast<int>(v.size() / 2));
+  for (int i = 0; i < n; ++i) {
+    const std::size_t po = base + static_cast<std::size_t>(i) * stride;
+    if (need && !need[i]) {
+      L.ofirst[po] = static_cast<int>(nl);
+      L.olast[po] = -1;
+      continue;
+    }
+    double* __restrict o = L.out + po * nl;
+    int lo = static_cast<int>(nl), hi = -1;
+    for (int d = -hmax; d <= hmax; ++d) {
+      const int s = i - d;
+      if (s < 0 || s >= n) continue;
+      const std::size_t ps = base + static_cast<std::size_t>(s) * stride;
+      lo = std::min(lo, L.first[ps]);
+      hi = std::max(hi, L.last[ps]);
+    }
+    std::fill(o, o + nl, 0.0);
+    L.ofirst[po] = lo;
+    L.olast[po] = hi;
+    if (hi < lo) continue;
+    for (std::size_t c = 0; c < h.size(); ++c) {
+      const int ka = std::max(lo, static_cast<int>(ch_first[c])), kb = std::min(hi, static_cast<int>(ch_end[c]) - 1);
+      if (kb < ka) continue;
+      const int half = static_cast<int>(h[c].size() / 2);
+      for (int d = -half; d <= half; ++d) {
+        const int s = i - d;
+        if (s < 0 || s >= n) continue;
+        const std::size_t ps = base + static_cast<std::size_t>(s) * stride;
+        const int a = std::max(ka, L.first[ps]), b = std::min(kb, L.last[ps]);
+        if (b < a) continue;
+        const double w = h[c][static_cast<std::size_t>(d + half)];
+        const double* __restrict src = L.in + ps * nl;
+        for (int k = a; k <= b; ++k) o[k] += w * src[k];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<double>& out,
+                                   std::vector<double>& scratch, int threads, double truncate_sigma,
+                                   const std::vector<char>& columns_needed, const std::vector<char>& rows_needed) const {
+  const std::size_t n = static_cast<std::size_t>(nx_) * ny_ * nl_;
+  if (in.size() != n)
+    throw InvalidOptions("PsfConvolver::apply_separable: input has " + std::to_string(in.size()) +
+                         " values, expected " + std::to_string(n));
+  if (!enabled_) {
+    out = in;
+    return;
+  }
+  if (!separable())
+    throw InvalidOptions("PsfConvolver::apply_separable: psf_model = \"" + config_.model +
+                         "\" is not separable (use apply)");
+  if ((!columns_needed.empty() && columns_needed.size() != static_cast<std::size_t>(nx_)) ||
+      (!rows_needed.empty() && rows_needed.size() != static_cast<std::size_t>(ny_)))
+    throw InvalidOptions("PsfConvolver::apply_separable: the masks need " + std::to_string(nx_) + " columns and " +
+                         std::to_string(ny_) + " rows");
+  std::vector<std::vector<double>> h(factors_.size());
+  int hmax = 0;
+  for (std::size_t c = 0; c < h.size(); ++c) {
+    h[c] = separable_factor(c, truncate_sigma);
+    hmax = std::max(hmax, static_cast<int>(h[c].size() / 2));
+  }
+  // rows the x pass must produce: the needed rows dilated by the y taps
+  std::vector<char> xrows(static_cast<std::size_t>(ny_), 1);
+  if (!rows_needed.empty()) {
+    std::fill(xrows.begin(), xrows.end(), 0);
+    for (int j = 0; j < ny_; ++j)
+      if (rows_needed[static_cast<std::size_t>(j)])
+        for (int d = std::max(0, j - hmax); d <= std::min(ny_ - 1, j + hmax); ++d) xrows[static_cast<std::size_t>(d)] = 1;
+  }
+  const char* cneed = columns_needed.empty() ? nullptr : columns_needed.data();
+  const char* rneed = rows_needed.empty() ? nullptr : rows_needed.data();
+  out.resize(n);
+  scratch.resize(n);
+  const std::size_t npix = static_cast<std::size_t>(nx_) * ny_;
+  std::vector<int> f0(npix), l0(npix), f1(npix), l1(npix), f2(npix), l2(npix);
+  const int nthreads = threads > 0 ? threads : omp_get_max_threads();
+  const long nl = static_cast<long>(nl_);
+#pragma omp parallel num_threads(nthreads)
+  {
+    // nonzero range of every input spectrum
+#pragma omp for schedule(static)
+    for (long q = 0; q < static_cast<long>(npix); ++q) {
+      const double* s = in.data() + static_cast<std::size_t>(q) * nl_;
+      long a = 0, b = nl - 1;
+      while (a < nl && s[a] == 0.0) ++a;
+      while (b >= a && s[b] == 0.0) --b;
+      f0[q] = static_cast<int>(a);
+      l0[q] = static_cast<int>(b);
+    }
+    // x pass: one sky row j at a time (neighbours 1 spectrum apart)
+    const Line1D lx{in.data(), scratch.data(), f0.data(), l0.data(), f1.data(), l1.data(), nl_};
+#pragma omp for schedule(static)
+    for (int j = 0; j < ny_; ++j) {
+      if (!xrows[static_cast<std::size_t>(j)]) continue;
+      pass_line(lx, static_cast<std::size_t>(j) * nx_, 1, nx_, h, chunk_first_, chunk_end_, cneed);
+    }
+    // y pass: one sky column i at a time (neighbours nx spectra apart)
+    const Line1D ly{scratch.data(), out.data(), f1.data(), l1.data(), f2.data(), l2.data(), nl_};
+#pragma omp for schedule(static)
+    for (int i = 0; i < nx_; ++i) {
+      if (cneed && !cneed[i]) continue;
+      pass_line(ly, static_cast<std::size_t>(i), static_cast<std::size_t>(nx_), ny_, h, chunk_first_, chunk_end_, rneed);
+    }
   }
 }
 

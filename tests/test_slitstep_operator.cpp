@@ -68,9 +68,22 @@ Direct direct_chain(const SimulationConfig& c, const RenderOptions& ro, const Ga
   return d;
 }
 
+// Largest |a - b| over predicted values relative to the largest |b|.
+double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b, const std::vector<char>& use) {
+  double worst = 0.0, peak = 0.0;
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    if (!use[k]) continue;
+    worst = std::max(worst, std::abs(a[k] - b[k]));
+    peak = std::max(peak, std::abs(b[k]));
+  }
+  return worst / peak;
+}
+
 TEST(SlitstepOperator, CubeSpaceEqualsDirectChainExactly) {
   const SimulationConfig c = small_config();
-  const SlitstepOperator op(c);
+  SlitstepOperatorOptions fft;
+  fft.separable_psf = false;  // the simulator's FFT PSF: bit for bit
+  const SlitstepOperator op(c, fft);
   std::printf("[ info ] sky %d x %d x %zu, %zu columns (%.4f-%.4f um), cube %d x %d, %zu model values\n",
               op.instrument().sky_spatial().nx, op.instrument().sky_spatial().ny, op.instrument().sky_spectral().size(),
               op.n_columns(), op.column_wavelengths_um().front(), op.column_wavelengths_um().back(), op.cube_spatial().nx,
@@ -96,6 +109,16 @@ TEST(SlitstepOperator, CubeSpaceEqualsDirectChainExactly) {
               predicted, nonzero, maxv, mismatches);
   EXPECT_EQ(mismatches, 0u);
   EXPECT_GT(nonzero, predicted / 4);
+  {  // the default operator (separable PSF): equal to rounding
+    const SlitstepOperator fast(c);
+    auto fws = fast.make_workspace();
+    std::vector<double> fm(fast.data_size());
+    ASSERT_TRUE(fast.evaluate(g, fm.data(), *fws).ok());
+    ASSERT_EQ(fast.predictable(), op.predictable());
+    const double d = max_rel_diff(fm, sel.data, op.predictable());
+    std::printf("[ info ] cube space, separable PSF: max |diff| / max |value| = %.3g vs the direct chain\n", d);
+    EXPECT_LT(d, 1e-12);
+  }
   // The default output grid of the narrow reconstruction is the full one.
   EXPECT_EQ(op.cube_spatial(), d.cube.spatial);
 
@@ -125,6 +148,7 @@ TEST(SlitstepOperator, ExposureSpaceEqualsDirectChainExactly) {
   const SimulationConfig c = small_config();
   SlitstepOperatorOptions o;
   o.space = SlitstepOperatorOptions::Space::kExposure;
+  o.separable_psf = false;  // bit for bit with the simulator's FFT PSF
   const SlitstepOperator op(c, o);
   EXPECT_EQ(op.data_size(), static_cast<std::size_t>(op.n_pointings()) * op.instrument().nv() * op.n_columns());
   const GalaxyParams g = other_galaxy(c);
@@ -143,6 +167,22 @@ TEST(SlitstepOperator, ExposureSpaceEqualsDirectChainExactly) {
   std::printf("[ info ] exposure space: %zu predicted pixels, %zu differ from the direct chain\n", predicted, mismatches);
   EXPECT_EQ(mismatches, 0u);
   EXPECT_GT(predicted, model.size() / 2);
+  o.separable_psf = true;  // the default: equal to rounding
+  const SlitstepOperator fast(c, o);
+  auto fws = fast.make_workspace();
+  std::vector<double> fm(fast.data_size());
+  ASSERT_TRUE(fast.evaluate(g, fm.data(), *fws).ok());
+  const double dsep = max_rel_diff(fm, sel.data, op.predictable());
+  std::printf("[ info ] exposure space, separable PSF: max |diff| / max |value| = %.3g\n", dsep);
+  EXPECT_LT(dsep, 1e-12);
+  // the truncated-PSF approximation (fitter option): 4 sigma, bounded
+  o.psf_truncate_sigma = 4.0;
+  const SlitstepOperator trunc(c, o);
+  auto tws = trunc.make_workspace();
+  ASSERT_TRUE(trunc.evaluate(g, fm.data(), *tws).ok());
+  const double dtr = max_rel_diff(fm, sel.data, op.predictable());
+  std::printf("[ info ] exposure space, PSF cut at 4 sigma: max |diff| / max |value| = %.3g\n", dtr);
+  EXPECT_LT(dtr, 1e-4);
 }
 
 TEST(SlitstepOperator, RefusesWithStatusNotThrow) {
