@@ -82,6 +82,31 @@ int main(int argc, char** argv) {
   population->add_option("--seed", pop_args.seed, "Seed of the bootstrap")->capture_default_str();
   population->add_flag("--weighted", pop_args.weighted, "Weight by 1/gradient_err^2 (default: OLS, as the paper)");
 
+  app::FitArgs fit_args;
+  auto* fit = app.add_subcommand(
+      "fit", "Forward-model fit of a galaxy model through the instrument -> DIR/fit.json, model.fits, residual.fits "
+             "(--sample: chain.fits)");
+  fit->add_option("data", fit_args.data_path, "A cube (slitstep product or IFU cube) or a simulate output folder "
+                                              "(exposure space)")
+      ->required();
+  fit->add_option("-o,--output", fit_args.out_dir, "Output folder")->required();
+  fit->add_option("--model", fit_args.model_path, "MODEL.toml: [fit], [model], [params.NAME], [ifu]");
+  fit->add_option("--instrument", fit_args.instrument, "auto (default), slitstep or ifu");
+  fit->add_flag("--sample", fit_args.sample, "Posterior sampling after the maximum-likelihood fit (chain.fits)");
+  fit->add_option("--walkers", fit_args.walkers, "Sampler walkers (even)")->check(CLI::PositiveNumber);
+  fit->add_option("--steps", fit_args.steps, "Sampler steps after the burn-in")->check(CLI::PositiveNumber);
+  fit->add_option("--burn-in", fit_args.burn_in, "Sampler burn-in steps")->check(CLI::NonNegativeNumber);
+  fit->add_option("--seed", fit_args.seed, "Sampler seed")->check(CLI::NonNegativeNumber);
+  fit->add_option("--threads", fit_args.threads, "Threads (0 = OpenMP default; results do not depend on it)")
+      ->check(CLI::NonNegativeNumber);
+  fit->add_option("--max-iterations", fit_args.max_iterations, "Trust-region iterations")->check(CLI::PositiveNumber);
+  fit->add_option("--redshift", fit_args.redshift, "Redshift of the data's wavelengths (IFU cubes; 0 = de-redshifted)");
+  fit->add_option("--model-redshift", fit_args.model_redshift,
+                  "Redshift of the model (angular scale; required for a de-redshifted cube)");
+  fit->add_option("--psf-fwhm-arcsec", fit_args.psf_fwhm_arcsec, "Gaussian PSF FWHM of an IFU cube (arcsec)");
+  fit->add_option("--lsf-fwhm-A", fit_args.lsf_fwhm_A, "LSF FWHM of an IFU cube (Angstrom, data frame)");
+  fit->add_option("--lsf-sigma-kms", fit_args.lsf_sigma_kms, "LSF sigma of an IFU cube (km/s)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -96,6 +121,7 @@ int main(int argc, char** argv) {
     if (*info) return app::run_info(info_path);
     if (*analyze) return app::run_analyze(an_args);
     if (*population) return app::run_population(pop_args);
+    if (*fit) return app::run_fit(fit_args);
   } catch (const InputError& e) {
     std::fprintf(stderr, "slitstep: error: %s\n", one_line(e.what()).c_str());
     return 2;

@@ -144,8 +144,10 @@ FitModelConfig read_fit_model_config(const Config& cfg) {
       if (o.upper) sp.upper = *o.upper;
       if (o.value) sp.value = *o.value;
       if (o.prior_mean) sp.prior = Prior::gaussian(*o.prior_mean, *o.prior_sigma);
-      if (o.value && sp.value < sp.lower) t.fail("value", "is below the lower bound " + format_value(sp.lower));
-      if (o.value && sp.value > sp.upper) t.fail("value", "is above the upper bound " + format_value(sp.upper));
+      const bool fixed = o.fixed && *o.fixed;
+      if (!fixed && o.value && sp.value < sp.lower) t.fail("value", "is below the lower bound " + format_value(sp.lower));
+      if (!fixed && o.value && sp.value > sp.upper) t.fail("value", "is above the upper bound " + format_value(sp.upper));
+      if (fixed && o.value && !std::isfinite(*o.value)) t.fail("value", "must be finite");
       probe.validate_structure();
     } catch (const InvalidOptions& e) {
       const std::string key = o.lower ? "lower" : o.upper ? "upper" : o.prior_mean ? "prior_mean" : "value";

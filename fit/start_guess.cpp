@@ -313,8 +313,11 @@ StartGuess start_guess(const LineMaps& maps, const GalaxyParams& base, const Ana
       if (std::isfinite(ew) && ew > 0.0 && std::isfinite(ha.flux_cgs[k]) && ha.flux_cgs[k] > 0.0)
         f += ha.flux_cgs[k], c += ha.flux_cgs[k] / ew;
     }
-    if (c > 0.0) {
-      p.ew_halpha_rest_A = std::min(f / c, 1e4);
+    if (c > 0.0 && f / c > 2000.0) {
+      p.ew_halpha_rest_A = 0.0;
+      g.sources.push_back(fmt("ew_halpha_rest_A", 0.0, "integrated EW > 2000 A: no continuum (fixed)"));
+    } else if (c > 0.0) {
+      p.ew_halpha_rest_A = f / c;
       g.sources.push_back(fmt("ew_halpha_rest_A", p.ew_halpha_rest_A, "integrated EW (fixed)"));
     } else {
       p.ew_halpha_rest_A = 0.0;

@@ -1,0 +1,41 @@
+#pragma once
+// slitstep/fit: fit.json, the machine-readable result of `slitstep fit` (docs/formats.md
+// "fit.json"). Builds a JsonValue; never prints, never writes files.
+//
+// Members: software, data, instrument, space, status ("converged", "degenerate",
+// "not converged", "failed"), reason, notes, chi2, chi2_start, chi2_empty, ndof, n_used,
+// n_model_evaluations, iterations, wall_s, params {NAME: {value, err, start, lower, upper,
+// fixed, at_bound, crb}}, derived {v_over_sigma, gradient_dex_per_re: {value, err, note}},
+// undetermined, covariance {names, matrix}, cramer_rao {status, reason, bounds {NAME: crb},
+// undetermined}, start {sources, notes}, and with sampling a `sampler` object {status, reason,
+// walkers, steps, burn_in, thin, seed, kept, acceptance_fraction, max_rhat, max_tau, min_ess,
+// n_evaluations, wall_s, params {NAME: {median, p16, p84, mean, std, rhat, tau, ess}}}.
+// Non-finite numbers are written as null (core/json); an undetermined parameter has err null and
+// is listed in `undetermined`.
+#include <string>
+#include <vector>
+
+#include "core/json.hpp"
+#include "fit/forward.hpp"
+#include "fit/sampler.hpp"
+
+namespace slitstep {
+
+struct FitReportInput {
+  const FitResult* fit = nullptr;          // required
+  const FisherResult* fisher = nullptr;    // Cramer-Rao bounds at the solution (may be null)
+  const SampleResult* sample = nullptr;    // posterior sampling (may be null)
+  const SamplerOptions* sampler_options = nullptr;
+  std::string data_path;
+  std::string instrument;                  // "slitstep" | "ifu"
+  std::string space;                       // "cube" | "exposures"
+  double data_redshift = 0.0;              // of the data's wavelengths
+  double model_redshift = 0.0;
+  std::vector<std::string> start_sources;  // how each start value was found
+  std::vector<std::string> notes;          // run-level remarks (start notes, skipped steps, ...)
+  std::vector<std::pair<std::string, std::string>> products;  // name -> file
+};
+
+JsonValue fit_report_json(const FitReportInput& in);
+
+}  // namespace slitstep
