@@ -14,11 +14,12 @@
 //  * builds the NirspecInstrument once (geometry, spectral and row responses cached);
 //  * chooses the detector COLUMNS of the model: live columns (not in the chip gap / beyond the red
 //    limit) whose neighbours within edge_margin_columns lie inside a render window.
-// One evaluation = GalaxyModel(params) -> render_into (pre-allocated sky cube) -> PSF
-// (NirspecInstrument::psf().apply into a pre-allocated cube) -> observe_into (apply_psf = false on
-// the convolved cube: the identical computation observe_into does with apply_psf = true) -> the
-// chosen columns copied into pre-allocated narrow exposures -> reconstruct (cube space) ->
-// values. reconstruct works channel by channel, so reconstructing the chosen columns gives the
+// One evaluation = GalaxyModel(params) -> render_into (pre-allocated sky cube) -> PSF into a
+// pre-allocated cube (Gaussian: PsfConvolver::apply_separable on the sky pixels observe reads,
+// the same kernel as the simulator's FFT, equal to < 1e-12 of the peak; otherwise, or with
+// separable_psf = false, NirspecInstrument::psf().apply, bit-identical to the simulator) ->
+// observe_convolved_into with ObserveOptions::columns = the chosen columns (compact exposures,
+// bit-identical to the full frame's columns) -> reconstruct (cube space) -> values. reconstruct works channel by channel, so reconstructing the chosen columns gives the
 // very numbers a full-band reconstruction gives in those columns (tests/test_slitstep_operator).
 // Layouts:
 //   cube space:     index = (j * nx + i) * n_columns + c  (spaxel (i, j) of cube_spatial(), column c)
@@ -27,8 +28,8 @@
 // returned as 0 and flagged 0 in predictable(); select_cube/select_exposures give them
 // inv_sigma = 0.
 // Threads: Workspace::threads OpenMP threads per evaluation; bit-identical for any count (each
-// stage is). Memory per workspace: the sky cube twice (sky + PSF-convolved), the full-frame
-// exposures observe_into fills, the narrow exposures.
+// stage is). Memory per workspace: the sky cube three times (sky, PSF x pass, PSF-convolved) and
+// the compact exposures. StageTimes::crop_s stays 0 (observe writes the columns directly).
 // Failure: invalid config/options throw InvalidOptions at construction; evaluate() never throws.
 #include <memory>
 #include <optional>
