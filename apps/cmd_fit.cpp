@@ -310,6 +310,20 @@ int run_fit(const FitArgs& args) {
   LineMaps maps = fit_cube(cube, z_data, *lsf, lo, &lfs);
   LineMaps amaps = maps;
   amaps.redshift = z_model;  // angular scale only
+  // A continuum-subtracted cube (no EW anywhere): its continuum maps are noise, so the analysis'
+  // continuum-based centre and light-moment inclination are not used (as `slitstep analyze`).
+  bool has_continuum = false;
+  {
+    const LineMap& ha = maps.line(LineId::kHalpha);
+    for (std::size_t k = 0; k < maps.size() && ha.measured; ++k)
+      if (maps.fit_ok[k] && std::isfinite(ha.ew_rest_A[k]) && ha.ew_err_rest_A[k] > 0.0 &&
+          ha.ew_rest_A[k] / ha.ew_err_rest_A[k] > 5.0) {
+        has_continuum = true;
+        break;
+      }
+  }
+  if (!has_continuum) run_notes.push_back("no significant EW(Halpha) anywhere (a continuum-free cube): centre, "
+                                          "inclination and PA start from the Halpha map");
   AnalysisOptions ao;
   ao.cosmology = cosmo;
   AnalysisGuess ag;
@@ -317,12 +331,12 @@ int run_fit(const FitArgs& args) {
     const AnalysisResult ar = analyze_maps(amaps, ao);
     const AnalysisSummary& s = ar.summary;
     auto fin = [](double v) { return std::isfinite(v) ? std::optional<double>(v) : std::nullopt; };
-    if (s.geometry_status.ok()) {
+    if (s.geometry_status.ok() && has_continuum) {
       if (std::isfinite(s.center_arcsec[0]) && std::isfinite(s.center_arcsec[1]))
         ag.center_x_arcsec = s.center_arcsec[0], ag.center_y_arcsec = s.center_arcsec[1];
       ag.inclination_deg = fin(s.inclination_deg);
     }
-    if (s.kinematics_status.ok()) {
+    if (s.kinematics_status.ok() && has_continuum) {
       ag.pa_deg = fin(s.pa_deg);
       ag.vc_kms = fin(s.vc_kms.value);
       ag.rt_arcsec = fin(s.rt_arcsec.value);
@@ -406,7 +420,20 @@ int run_fit(const FitArgs& args) {
   std::fflush(stdout);
 
   // ---- maximum likelihood, Cramer-Rao bounds, sampling
-  const FitResult fit = fit_maximum_likelihood(problem, run.fit);
+  FitResult fit = fit_maximum_likelihood(problem, run.fit);
+  // The PA is periodic: report it in (-180, 180] (the model is the same).
+  {
+    const auto names = param.free_names();
+    for (auto& p : fit.params)
+      if (p.name == "pa_deg" && std::isfinite(p.value) && !p.fixed) {
+        const double w = std::remainder(p.value, 360.0);
+        const double shift = w - p.value;
+        p.value = w;
+        fit.best.pa_deg = w;
+        for (std::size_t k = 0; k < names.size() && k < fit.theta.size(); ++k)
+          if (names[k] == "pa_deg") fit.theta[k] += shift;
+      }
+  }
   std::optional<FisherResult> fisher;
   if (fit.status != FitStatus::kFailed && !fit.theta.empty()) fisher = fisher_matrix(problem, fit.best, run.fit);
   std::optional<SampleResult> sample;

@@ -306,22 +306,24 @@ StartGuess start_guess(const LineMaps& maps, const GalaxyParams& base, const Ana
   }
 
   // ---- EW (nuisance, fixed): the model's continuum level
-  if (have_ha && ha.ew_rest_A.size() == n) {
+  if (have_ha && ha.ew_rest_A.size() == n && ha.ew_err_rest_A.size() == n) {
     double f = 0.0, c = 0.0;
+    int n_ew = 0;
     for (std::size_t k = 0; k < n; ++k) {
-      const double ew = ha.ew_rest_A[k];
-      if (std::isfinite(ew) && ew > 0.0 && std::isfinite(ha.flux_cgs[k]) && ha.flux_cgs[k] > 0.0)
-        f += ha.flux_cgs[k], c += ha.flux_cgs[k] / ew;
+      const double ew = ha.ew_rest_A[k], ee = ha.ew_err_rest_A[k];
+      if (std::isfinite(ew) && ew > 0.0 && std::isfinite(ee) && ee > 0.0 && ew / ee > o.min_ew_snr &&
+          std::isfinite(ha.flux_cgs[k]) && ha.flux_cgs[k] > 0.0)
+        f += ha.flux_cgs[k], c += ha.flux_cgs[k] / ew, ++n_ew;
     }
-    if (c > 0.0 && f / c > 2000.0) {
+    if (n_ew < o.min_spaxels) {
+      p.ew_halpha_rest_A = 0.0;
+      g.sources.push_back(fmt("ew_halpha_rest_A", 0.0, "no spaxel with a significant EW: no continuum (fixed)"));
+    } else if (c > 0.0 && f / c > 2000.0) {
       p.ew_halpha_rest_A = 0.0;
       g.sources.push_back(fmt("ew_halpha_rest_A", 0.0, "integrated EW > 2000 A: no continuum (fixed)"));
     } else if (c > 0.0) {
       p.ew_halpha_rest_A = f / c;
       g.sources.push_back(fmt("ew_halpha_rest_A", p.ew_halpha_rest_A, "integrated EW (fixed)"));
-    } else {
-      p.ew_halpha_rest_A = 0.0;
-      g.sources.push_back(fmt("ew_halpha_rest_A", 0.0, "no continuum measured (fixed)"));
     }
   }
   return g;

@@ -23,7 +23,8 @@
 //    base galaxy: calibration, dust) equals the summed [NII]6584 / summed Halpha (bisection in
 //    [7, 9.5]); gradient 0 unless the analysis gives one;
 //  * EW(Halpha) (a fixed nuisance: the model's continuum) = summed flux / summed (flux / EW) over
-//    spaxels with a finite EW; 0 when no spaxel has one (a continuum-subtracted cube).
+//    spaxels whose EW has S/N > min_ew_snr; 0 when fewer than min_spaxels have one (a
+//    continuum-subtracted cube) or when it exceeds 2000 A.
 // Everything is clamped into the default bounds; every fallback and clamp adds a note.
 // Never throws for numerical trouble; never prints.
 #include <optional>
@@ -50,6 +51,7 @@ struct StartGuessOptions {
   double psf_sigma_arcsec = 0.0;   // PSF Gaussian sigma removed from the light moments and R_e
   double flux_scale = 1.0;         // multiplies the summed flux (e.g. the wavelength stretch)
   int min_spaxels = 3;             // fewer selected spaxels: map guesses fall back to the base
+  double min_ew_snr = 5.0;         // spaxels whose EW(Halpha) S/N exceeds this set the continuum
 };
 
 struct StartGuess {
