@@ -27,7 +27,8 @@ constexpr Node kGapQ12[] = {{180, 1.015}, {270, 1.08}, {365, 1.135}};
 constexpr Node kRedQ34[] = {{1, 1.78}, {90, 1.80}, {180, 1.81}, {365, 1.81}};
 constexpr Node kRedQ12[] = {{1, 1.52}, {90, 1.55}, {180, 1.60}, {270, 1.66}, {365, 1.73}};
 
-// nirspec.md §9 relative sensitivity (msaexp), with the quoted peak 1.0 at 1.15 um.
+// nirspec.md §9 relative sensitivity (msaexp), with the quoted peak 1.0 at 1.15 um: per unit
+// f_nu (msaexp applies it to f_nu spectra).
 constexpr Node kShape[] = {{0.97, 0.61}, {1.0, 0.77}, {1.1, 0.93}, {1.15, 1.0}, {1.2, 0.98}, {1.3, 0.86},
                            {1.4, 0.72},  {1.5, 0.59}, {1.6, 0.50}, {1.7, 0.43},  {1.8, 0.37}, {1.89, 0.32}};
 
@@ -82,11 +83,23 @@ ChipGap chip_gap(const DetectorConfig& c, int quadrant, int shutter_i) {
   return g;
 }
 
-double throughput_shape(double l) {
+double sensitivity_fnu_shape(double l) {
   constexpr int n = static_cast<int>(std::size(kShape));
   if (l <= kShape[0].x) return kShape[0].y;
   if (l >= kShape[n - 1].x) return kShape[n - 1].y;
   return interp_extrap(kShape, n, l);
+}
+
+double throughput_shape(double l) {
+  // photons per unit f_nu scale as 1/lambda: electrons/photon ~ S(lambda) * lambda; S is linear
+  // between nodes, so S * lambda peaks at a node (1.2 um: 0.98 x 1.2)
+  static const double peak = [] {
+    double m = 0.0;
+    for (const Node& nd : kShape) m = std::max(m, nd.x * nd.y);
+    return m;
+  }();
+  const double lc = std::clamp(l, kShape[0].x, kShape[std::size(kShape) - 1].x);
+  return sensitivity_fnu_shape(l) * lc / peak;
 }
 
 double throughput(const DetectorConfig& c, double l) { return c.throughput_peak * throughput_shape(l); }

@@ -21,7 +21,8 @@ struct DetectorConfig {
   double gap_center_um = 0.0;              // > 0: override the gap centre read from the table (L)
   double gap_shift_um = 0.0;               // additive correction to the table's gap centre
   bool red_limit = true;                   // columns redder than the shutter's red limit get no light (L)
-  double throughput_peak = 0.30;           // absolute end-to-end efficiency at the peak of the shape (L)
+  double throughput_peak = 0.60;           // absolute end-to-end efficiency at the peak of the shape
+                                           // (L: calibrated on the MSA-3D S/N anchor, docs/instruments.md §9)
   double telescope_area_m2 = 25.4;         // JWST collecting area (H)
   double dark_e_per_s = 0.005;             // dark current per pixel (L, HxRG simulator default)
   double read_noise_e = 4.0;               // effective read noise per pixel per exposure after ramp
@@ -48,8 +49,12 @@ struct ChipGap {
 /// The gap of a slitlet: centre from the table (or the override), +- gap_width_um / 2.
 ChipGap chip_gap(const DetectorConfig& c, int quadrant, int shutter_i);
 
-/// Relative G140H/F100LP throughput shape, peak 1 at 1.15 um (nirspec.md §9 msaexp sensitivity
-/// shape, L), linear interpolation, flat extrapolation beyond 0.97 / 1.89 um.
+/// msaexp relative G140H/F100LP sensitivity per unit f_nu, peak 1 at 1.15 um (nirspec.md §9, L),
+/// linear interpolation, flat extrapolation beyond 0.97 / 1.89 um.
+double sensitivity_fnu_shape(double wavelength_um);
+/// Relative photon efficiency (electrons per photon): sensitivity_fnu_shape(lambda) * lambda
+/// (a per-f_nu sensitivity counts photons / lambda), renormalised to its own peak 1 at 1.2 um
+/// (L: shape assumption; 0.655 at 1.0 um, 0.951 at 1.3 um, 0.588 at 1.76 um).
 double throughput_shape(double wavelength_um);
 /// Absolute end-to-end efficiency throughput_peak * shape (electrons per photon at the telescope).
 double throughput(const DetectorConfig& c, double wavelength_um);

@@ -137,8 +137,11 @@ void ReconstructOptions::validate() const {
   if (clip_iterations < 0 || clip_iterations > 100)
     throw InvalidOptions("ReconstructOptions.clip_iterations = " + std::to_string(clip_iterations) +
                          ": must be in 0..100");
-  if (fine_grid != "interpolate" && fine_grid != "replicate")
-    throw InvalidOptions("ReconstructOptions.fine_grid = '" + fine_grid + "': must be 'interpolate' or 'replicate'");
+  if (fine_grid != "drop" && fine_grid != "interpolate" && fine_grid != "replicate")
+    throw InvalidOptions("ReconstructOptions.fine_grid = '" + fine_grid +
+                         "': must be 'drop', 'interpolate' or 'replicate'");
+  if (!(drop_fraction > 0.0 && drop_fraction <= 1.0))
+    throw InvalidOptions("ReconstructOptions.drop_fraction = " + format_value(drop_fraction) + ": must be in (0, 1]");
   if (spaxel_resample != "interpolate" && spaxel_resample != "overlap")
     throw InvalidOptions("ReconstructOptions.spaxel_resample = '" + spaxel_resample +
                          "': must be 'interpolate' or 'overlap'");
@@ -352,9 +355,14 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
   // row_of[q][m]: detector row of exposure q that holds the sky fine pixel m (-1: outside);
   // row_t[q][m]: interpolation weight of the row above it (row centres at integer coordinates;
   // 0 for "replicate"); upper_ok[q][m]: whether that row exists.
+  // "drop": row_of = the first row whose drop (drop_fraction x row height, centred on the row
+  // centre) overlaps the fine pixel, drop_o[q][2m + i] = the overlap of rows row_of + i (i = 0, 1)
+  // as a fraction of the fine pixel (a fine pixel of width <= a row meets at most two drops).
   const bool interp_fine = options.fine_grid == "interpolate";
+  const bool drop_fine = options.fine_grid == "drop";
   std::vector<std::vector<int>> row_of(exposures.size(), std::vector<int>(nf, -1));
   std::vector<std::vector<double>> row_t(exposures.size(), std::vector<double>(nf, 0.0));
+  std::vector<std::vector<double>> drop_o(drop_fine ? exposures.size() : 0, std::vector<double>(2 * nf, 0.0));
   std::vector<std::vector<char>> row_bar(exposures.size());
   for (std::size_t q = 0; q < exposures.size(); ++q) {
     const Exposure& e = exposures[q];
@@ -363,6 +371,25 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
       const double yc = e.y0_arcsec + v * py;
       const double f = slitlet_open_fraction(slitlet, -0.5 * wx, 0.5 * wx, yc - 0.5 * py, yc + 0.5 * py);
       row_bar[q][v] = (f < options.min_row_open_fraction || f <= 0.0) ? 1 : 0;
+    }
+    if (drop_fine) {
+      const double fr = fine / py, half = 0.5 * options.drop_fraction;
+      for (int m = 0; m < nf; ++m) {
+        // fine pixel m in row units of exposure q (row v spans [v, v + 1), its drop
+        // [v + 0.5 - half, v + 0.5 + half])
+        const double r0 = (fine_lo + m * fine - e.pointing.offset_y_arcsec - (e.y0_arcsec - 0.5 * py)) / py;
+        const double r1 = r0 + fr;
+        int n = 0;
+        for (long v = static_cast<long>(std::floor(r0)) - 1; v <= static_cast<long>(std::floor(r1)) + 1; ++v) {
+          if (v < 0 || v >= e.nv) continue;
+          const double o = overlap(r0, r1, v + 0.5 - half, v + 0.5 + half) / fr;
+          if (o <= 1e-9) continue;
+          if (n == 0) row_of[q][m] = static_cast<int>(v);
+          if (n < 2 && v == row_of[q][m] + n) drop_o[q][2 * static_cast<std::size_t>(m) + n] = o;
+          ++n;
+        }
+      }
+      continue;
     }
     for (int m = 0; m < nf; ++m) {
       const double ysky = fine_lo + (m + 0.5) * fine;
@@ -459,6 +486,8 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
   cube.bunit = kSurfaceBrightnessBunit;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double full_area = interp_spaxel ? 1.0 : sp * sp;  // total weight of a fully covered spaxel
+  // "drop": a fine pixel nominally gets drop_fraction of the dithers (7 x 0.5 = 3.5 for MSA-3D)
+  const double low_coverage = options.low_coverage_dithers * (drop_fine ? options.drop_fraction : 1.0);
 
   // ---- 4. per wavelength channel ----------------------------------------------------------------
   std::size_t n_outliers = 0;
@@ -471,7 +500,7 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
     // the detector rows (and their weights) behind each (step, fine pixel, dither) sample
     std::vector<int> rowA(coeff.size(), 0), rowB(coeff.size(), 0);
     std::vector<double> wA(coeff.size(), 0.0), wB(coeff.size(), 0.0);
-    std::vector<double> vals, vars, w;
+    std::vector<double> vals, vars, covers, w;
     std::vector<int> didx;
     std::vector<char> keep;
     std::vector<std::pair<double, int>> sorted;
@@ -495,6 +524,7 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
           cell = FineCell{};
           vals.clear();
           vars.clear();
+          covers.clear();
           didx.clear();
           bool covered = false;
           std::uint32_t why = 0;
@@ -522,26 +552,51 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
             std::uint32_t reason = 0;
             int va = v, vb = v;
             double wa = 1.0, wb = 0.0;
-            const bool ga = usable(v, reason);
-            if (t > 0.0) {
-              const bool gb = usable(v + 1, reason);
-              if (ga && gb) {
-                vb = v + 1;
-                wa = 1.0 - t;
-                wb = t;
-              } else if (t >= 0.5 && gb) {
-                va = v + 1;  // the fine pixel's centre lies in row v + 1: its value alone
-              } else if (!(t < 0.5 && ga)) {
+            double cover = 1.0;  // "drop": the fraction of the fine pixel under good drops
+            if (drop_fine) {
+              // drizzle: the surface-brightness average of the good rows whose drops overlap the
+              // fine pixel, weighted by the overlaps; no good drop = no sample from this dither
+              const double o0 = drop_o[q][2 * static_cast<std::size_t>(m)];
+              const double o1 = drop_o[q][2 * static_cast<std::size_t>(m) + 1];
+              const bool ga = o0 > 0.0 && usable(v, reason);
+              const bool gb = o1 > 0.0 && usable(v + 1, reason);
+              if (!ga && !gb) {
                 why |= reason;
                 continue;
               }
-            } else if (!ga) {
-              why |= reason;
-              continue;
+              if (ga && gb) {
+                vb = v + 1;
+                cover = o0 + o1;
+                wa = o0 / cover;
+                wb = o1 / cover;
+              } else {
+                va = vb = ga ? v : v + 1;
+                cover = ga ? o0 : o1;
+              }
+            }
+            if (!drop_fine) {
+              const bool ga = usable(v, reason);
+              if (t > 0.0) {
+                const bool gb = usable(v + 1, reason);
+                if (ga && gb) {
+                  vb = v + 1;
+                  wa = 1.0 - t;
+                  wb = t;
+                } else if (t >= 0.5 && gb) {
+                  va = v + 1;  // the fine pixel's centre lies in row v + 1: its value alone
+                } else if (!(t < 0.5 && ga)) {
+                  why |= reason;
+                  continue;
+                }
+              } else if (!ga) {
+                why |= reason;
+                continue;
+              }
             }
             const double sa = p.at_err(va, k), sb = p.at_err(vb, k);
             vals.push_back(wa * p.at_sci(va, k) + (wb > 0.0 ? wb * p.at_sci(vb, k) : 0.0));
             vars.push_back(wa * wa * sa * sa + (wb > 0.0 ? wb * wb * sb * sb : 0.0));
+            covers.push_back(cover);
             didx.push_back(d);
             rowA[base + d] = va;
             rowB[base + d] = vb;
@@ -570,6 +625,8 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
           w.assign(n, 1.0);
           if (positive)
             for (int t = 0; t < n; ++t) w[t] = 1.0 / vars[t];
+          // drizzle weights: the covered fraction of the fine pixel times the inverse variance
+          for (int t = 0; t < n; ++t) w[t] *= covers[t];
           keep.assign(n, 1);
           double centre = med;
           if (positive && n >= 3) {
@@ -688,7 +745,7 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
           const double nw = sn / G;
           cube.wmap[idx] = nw;
           std::uint32_t flag = why & kDqOutlier;
-          if (G < (1.0 - 1e-6) * full_area || nw < options.low_coverage_dithers) flag |= kDqLowCoverage;
+          if (G < (1.0 - 1e-6) * full_area || nw < low_coverage - 1e-9) flag |= kDqLowCoverage;
           cube.dq[idx] = flag;
         }
       }

@@ -7,21 +7,25 @@
 //     grid when all agree; otherwise each row is resampled, flux-conserving, onto a linear grid
 //     with the smallest native step) and on a fine along-slit grid (pixel_y / fine_factor), in
 //     sky coordinates after removing the dither offset (the slitlet at offset (dx, dy) sees sky
-//     (x + dx, y + dy)). fine_grid = "interpolate" (default, MSA-3D: scipy RegularGridInterpolator,
+//     (x + dx, y + dy)). fine_grid = "drop" (default, drizzle-like: each row's value goes to the
+//     fine pixels covered by a drop of drop_fraction x the row height centred on the row centre,
+//     as the overlap-weighted average of the good drops; a fine pixel no drop of a dither covers
+//     gets no sample from that dither), "interpolate" (MSA-3D: scipy RegularGridInterpolator,
 //     linear between row centres; a fine pixel whose neighbouring row is unusable takes its own
 //     row's value when its centre lies in that row) or "replicate" (the value of the row that
 //     contains the fine pixel's centre);
 //  2. per fine pixel and wavelength the good samples are combined: "median" (MSA-3D) or "mean"
-//     (inverse-variance weighted mean with iterative sigma clipping). Samples are ignored when
+//     (inverse-variance weighted mean with iterative sigma clipping; with "drop" the weights are
+//     also multiplied by the covered fraction of the fine pixel). Samples are ignored when
 //     their DQ has kDqDoNotUse, kDqNoCoverage, kDqChipGap, kDqBarShadow or kDqNonFinite, and
 //     when their detector row is less than `min_row_open_fraction` inside an open shutter
 //     (geometric bar shadow, computed from the SlitletConfig);
 //  3. the step becomes one column of width shutter.open_x_arcsec centred at sky x = offset_x.
 // The columns x fine rows are resampled onto square spaxels aligned with the aperture frame:
-// spaxel_resample = "interpolate" (default; MSA-3D "interpolated onto a new grid" of 0.08": linear
+// spaxel_resample = "overlap" (default: exact-overlap surface-brightness average of the good
+// area, flux conserving) or "interpolate" (MSA-3D "interpolated onto a new grid" of 0.08": linear
 // in y between fine-pixel centres and in x between the centres of adjacent columns, the column's
-// own value within the outer half-column) or "overlap" (exact-overlap surface-brightness average
-// of the good area). Both renormalise over the usable inputs.
+// own value within the outer half-column). Both renormalise over the usable inputs.
 //
 // Variance: for the mean, the exact linear propagation from the detector samples to every
 // spaxel (including the covariance between fine pixels that share a detector row, which the
@@ -60,13 +64,18 @@ struct ReconstructOptions {
   int clip_iterations = 3;            // mean only: clipping passes (0 = no rejection); the
                                       // first centre is the median, later ones the clipped mean
   int fine_factor = 4;                // fine along-slit grid = pixel_y / fine_factor (~0.025")
-  std::string fine_grid = "interpolate";  // "interpolate" (MSA-3D, linear between row centres)
-                                          // or "replicate" (row value copied onto its fine pixels)
-  std::string spaxel_resample = "interpolate";  // "interpolate" (MSA-3D, bilinear between column
-                                                // and fine-pixel centres) or "overlap" (exact area)
+  std::string fine_grid = "drop";      // "drop" (default: drizzle, each row's value on the fine
+                                      // pixels under a drop of drop_fraction x the row, exact
+                                      // overlaps), "interpolate" (MSA-3D, linear between row
+                                      // centres) or "replicate" (row value copied onto its fine pixels)
+  double drop_fraction = 0.5;         // "drop" only: drop height / row height (pixfrac), (0, 1]
+  std::string spaxel_resample = "overlap";  // "overlap" (default: exact area, flux conserving) or
+                                            // "interpolate" (MSA-3D, bilinear between column and
+                                            // fine-pixel centres)
   double spaxel_arcsec = 0.08;        // output spaxel size (square)
   int min_dithers = 1;                // fine pixels with fewer good samples are not used
-  int low_coverage_dithers = 4;       // kDqLowCoverage where WMAP < this (MSA-3D: ~6 of 7 nominal)
+  int low_coverage_dithers = 4;       // kDqLowCoverage where WMAP < this (MSA-3D: ~6 of 7 nominal);
+                                      // "drop": where WMAP < this x drop_fraction (nominal 7 x 0.5)
   double min_row_open_fraction = 0.999;  // rows less open than this count as bar-shadowed
                                          // (0 = keep every row with any open area, as MSA-3D)
   double wavelength_tolerance_px = 0.01;  // max error of the cube's channel centres w.r.t. the

@@ -216,6 +216,9 @@ SimulationConfig read_simulation_config(const Config& config) {
     s.get("clip_sigma", o.clip_sigma);
     s.get("clip_iterations", o.clip_iterations);
     s.get("fine_factor", o.fine_factor);
+    s.get("fine_grid", o.fine_grid);
+    s.get("drop_fraction", o.drop_fraction);
+    s.get("spaxel_resample", o.spaxel_resample);
     s.get("spaxel_arcsec", o.spaxel_arcsec);
     s.get("min_dithers", o.min_dithers);
     s.get("low_coverage_dithers", o.low_coverage_dithers);

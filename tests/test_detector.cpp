@@ -34,11 +34,21 @@ TEST(Detector, GapFollowsTheTableAndInterpolates) {
 
 TEST(Detector, ThroughputAndConversions) {
   DetectorConfig c;
-  EXPECT_DOUBLE_EQ(throughput_shape(1.15), 1.0);
-  EXPECT_DOUBLE_EQ(throughput_shape(1.4), 0.72);
-  EXPECT_DOUBLE_EQ(throughput(c, 1.15), 0.30);
-  // 1 erg/s/cm2 at 1 um = 5.03e11 photons/s/cm2; x 25.4e4 cm2 x 0.3 x 0.77
-  EXPECT_NEAR(electrons_per_erg_cm2(c, 1.0), 1.0 / 1.98644586e-12 * 25.4e4 * 0.3 * 0.77, 1e3);
+  // msaexp per-f_nu sensitivity (peak 1 at 1.15 um) -> photon efficiency S * lambda, peak 1 at 1.2 um
+  EXPECT_DOUBLE_EQ(sensitivity_fnu_shape(1.15), 1.0);
+  EXPECT_DOUBLE_EQ(sensitivity_fnu_shape(1.4), 0.72);
+  EXPECT_DOUBLE_EQ(throughput_shape(1.2), 1.0);
+  for (double l = 0.9; l < 2.0; l += 0.01) ASSERT_LE(throughput_shape(l), 1.0 + 1e-12) << l;
+  EXPECT_NEAR(throughput_shape(1.4), 0.72 * 1.4 / (0.98 * 1.2), 1e-12);
+  EXPECT_NEAR(throughput_shape(1.76), (0.43 - 0.6 * 0.06) * 1.76 / (0.98 * 1.2), 1e-12);
+  EXPECT_NEAR(throughput_shape(2.5), throughput_shape(1.89), 1e-12);  // flat beyond the table
+  // absolute: peak 0.60, calibrated on the MSA-3D S/N anchor (docs/instruments.md §9)
+  EXPECT_DOUBLE_EQ(c.throughput_peak, 0.60);
+  EXPECT_NEAR(throughput(c, 1.0), 0.393, 5e-4);
+  EXPECT_NEAR(throughput(c, 1.3), 0.570, 5e-4);
+  EXPECT_NEAR(throughput(c, 1.76), 0.354, 5e-4);
+  // 1 erg/s/cm2 at 1 um = 5.03e11 photons/s/cm2; x 25.4e4 cm2 x eta(1.0)
+  EXPECT_NEAR(electrons_per_erg_cm2(c, 1.0), 1.0 / 1.98644586e-12 * 25.4e4 * 0.6 * 0.77 / (0.98 * 1.2), 1e3);
   // 1 MJy/sr at 1 um: 1e-17 erg/s/cm2/Hz/sr * c/lambda^2 / arcsec2 per sr
   EXPECT_NEAR(mjy_sr_to_sb(1.0, 1.0), 1e-17 * 2.99792458e14 / 4.254517029615221e10, 1e-25);
   EXPECT_NEAR(mjy_sr_to_sb(1.0, 2.0), 0.25 * mjy_sr_to_sb(1.0, 1.0), 1e-25);
