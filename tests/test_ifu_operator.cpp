@@ -212,7 +212,9 @@ TEST(IfuOperator, NoisyBenchmarkCubeFitTime) {
   ASSERT_EQ(f.status, FitStatus::kConverged) << f.reason;
   EXPECT_LT(std::abs(f.value("sigma0_kms") - truth.sigma0_kms), 5.0 * f.err("sigma0_kms"));
   EXPECT_LT(std::abs(f.value("pa_deg") - truth.pa_deg), 5.0 * f.err("pa_deg"));
-  EXPECT_LT(r.seconds, 10.0);  // target < 1 s on an idle machine; generous on a shared one
+  // Wall time depends on the shared machine's load (reported above; target < 1 s idle); what the
+  // fit controls is the number of model evaluations (~2.3 ms CPU each for this cube).
+  EXPECT_LT(f.n_model_evaluations, 1000);
 }
 
 }  // namespace
