@@ -196,6 +196,27 @@ TEST(FitSami, Gama485885ForwardFitAgreesWithPerSpaxelMaps) {
   // beyond 3 combined sigma.
   EXPECT_LT(s0 - ps_s0, 3.0 * std::hypot(s0e, ps_s0e));
   EXPECT_GT(s0, 1.0);
+
+  // The same fit through the CLI (docs/cli.md "fit" example): [ifu] table, de-redshifted cube.
+  write_text(dir.file("model.toml"), "[ifu]\npsf_model = \"multi_gaussian\"\npsf_weights = [0.6460957385346204, "
+                                     "0.35390426146537957]\npsf_fwhms_arcsec = [2.300859878831419, 1.4309603303694296]\n"
+                                     "lsf_fwhm_A = 1.61\noversample = 2\n[model]\nlines = [\"nii6548\", \"halpha\", "
+                                     "\"nii6584\"]\n[fit]\nmax_iterations = 200\n");
+  const auto cl = run_cli("fit " + dir.file("sami.fits") + " --instrument ifu --redshift 0 --model-redshift 0.05 --model " +
+                          dir.file("model.toml") + " -o " + dir.file("fit") + " --threads 2");
+  std::printf("%s\n", cl.output.c_str());
+  ASSERT_EQ(cl.exit_code, 0) << cl.output;
+  const std::string fj = read_all(dir.file("fit/fit.json"));
+  EXPECT_NE(fj.find("\"status\": \"converged\""), std::string::npos);
+  auto cli_value = [&](const std::string& name) {
+    const auto p = fj.find("\"" + name + "\": {");
+    return p == std::string::npos ? NAN : json_number(fj.substr(p), name, "value");
+  };
+  std::printf("[ info ] CLI: vc %.1f, PA %.1f, i %.1f, sigma0 %.1f\n", cli_value("vc_kms"), cli_value("pa_deg"),
+              cli_value("inclination_deg"), cli_value("sigma0_kms"));
+  EXPECT_NEAR(cli_value("vc_kms"), vc, 3.0 * vce);
+  EXPECT_NEAR(cli_value("pa_deg"), pa, 1.0);
+  EXPECT_NEAR(cli_value("sigma0_kms"), s0, 3.0 * s0e);
 }
 
 TEST(FitSami, BenchmarkCubeBiasOverNoiseRealisations) {
