@@ -1,6 +1,8 @@
 #include "analysis/pipeline.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -64,8 +66,9 @@ void AnalysisOptions::validate() const {
   if (!(profile_bin_kpc > 0 && std::isfinite(profile_bin_kpc))) fail("profile_bin_kpc", profile_bin_kpc, "must be finite and > 0");
 }
 
-AnalysisResult analyze_maps(const LineMaps& m, const AnalysisOptions& o) {
-  o.validate();
+namespace {
+
+void check_maps(const LineMaps& m) {
   m.spatial.validate();
   const std::size_t n = m.size();
   auto check = [&](const std::vector<double>& v, const char* name) {
@@ -87,7 +90,12 @@ AnalysisResult analyze_maps(const LineMaps& m, const AnalysisOptions& o) {
       throw InvalidOptions("LineMaps: a measured line's flux maps have the wrong size (must be nx*ny)");
     }
   }
+}
 
+// The paper's chain on maps already checked (check_maps) with options already validated.
+AnalysisResult analyze_checked(const LineMaps& m, const AnalysisOptions& o) {
+  const std::size_t n = m.size();
+  const LineMap& ha = m.line(LineId::kHalpha);
   AnalysisResult res;
   AnalysisSummary& s = res.summary;
   res.spaxels.resize(n);
@@ -114,6 +122,7 @@ AnalysisResult analyze_maps(const LineMaps& m, const AnalysisOptions& o) {
     row.z_12logoh = row.z_err = row.z_err_stat = row.n2 = kNaN;
     const LineFluxSet f = line_fluxes_at(m, k);
     row.n2 = log_ratio(f.nii6584, f.nii6584_err, f.halpha, f.halpha_err).value;
+    row.o3n2 = log_ratio(f.oiii5007, f.oiii5007_err, f.hbeta, f.hbeta_err).value - row.n2;
     if (!m.fit_ok[k]) {
       row.reason = "line fit failed";
     } else if (!(row.halpha_snr > o.min_halpha_snr)) {
@@ -327,6 +336,116 @@ AnalysisResult analyze_maps(const LineMaps& m, const AnalysisOptions& o) {
     }
   }
   return res;
+}
+
+// The continuum-subtracted path's kinematics, PA, radii and summary (header comment), on the
+// result of analyze_checked() run on maps whose continuum maps were ignored.
+void redo_kinematics_without_continuum(const LineMaps& m, const AnalysisOptions& o, AnalysisResult& res,
+                                       std::vector<std::string>& notes) {
+  AnalysisSummary& s = res.summary;
+  // The chain's PA notes refer to its (empty) kinematic sample; the PA is decided here.
+  std::erase_if(res.notes, [](const std::string& n) { return n.rfind("PA:", 0) == 0; });
+  // Kinematics from the spaxels that pass the Halpha S/N cut (the only cut that applies).
+  KinematicsInput kin;
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    const SpaxelRow& r = res.spaxels[k];
+    if (!m.fit_ok[k] || !(r.halpha_snr > o.min_halpha_snr) || !std::isfinite(m.velocity_kms[k])) continue;
+    kin.x_arcsec.push_back(r.x_arcsec);
+    kin.y_arcsec.push_back(r.y_arcsec);
+    kin.velocity_kms.push_back(m.velocity_kms[k]);
+    kin.velocity_err_kms.push_back(at(m.velocity_err_kms, k));
+    kin.sigma_kms.push_back(m.sigma_kms[k]);
+  }
+  kin.geometry = {res.center.x_arcsec, res.center.y_arcsec, o.pa_deg.value_or(0.0), s.inclination_deg,
+                  s.kpc_per_arcsec};
+  kin.re_kpc = o.re_kpc.value_or(kNaN);
+  KinematicsOptions ko = o.kinematics;
+  ko.seed = Rng::splitmix64(o.seed + 1);
+  ko.fit_pa = !o.pa_deg.has_value();
+  res.kinematics = analyze_kinematics(kin, ko);
+  const ArctanFit& af = res.kinematics.fit;
+  DiskGeometry g = kin.geometry;
+  if (af.status.ok() && std::isfinite(af.pa_deg.value)) g.pa_deg = af.pa_deg.value;
+  s.pa_deg = g.pa_deg;
+  s.pa_source = o.pa_deg ? "given" : "kinematic";
+  for (auto& r : res.spaxels) r.radius_kpc = disk_coords(g, r.x_arcsec, r.y_arcsec).r_kpc;
+  s.vc_kms = af.vc_kms;
+  s.rt_arcsec = af.rt_arcsec;
+  s.sigma0_kms = res.kinematics.sigma0_kms;
+  s.v_over_sigma = res.kinematics.v_over_sigma;
+  s.rotation_class = std::string(rotation_class_name(res.kinematics.rotation_class));
+  s.mdyn_msun = res.kinematics.mdyn_msun;
+  s.kinematics_status = res.kinematics.status;
+  s.gradient_status = Status::Error(StatusCode::kFailed,
+                                    "no spaxel has an EW(Halpha) (continuum-subtracted cube), so none passes the "
+                                    "paper's selection: no metallicity gradient");
+  s.status = Status::Error(StatusCode::kFailed, "gradient: " + s.gradient_status.message);
+  notes.push_back("kinematics from " + std::to_string(kin.x_arcsec.size()) + " spaxels with S/N(Halpha) > " +
+                  format_value(o.min_halpha_snr));
+}
+
+}  // namespace
+
+AnalysisResult analyze_maps(const LineMaps& m, const AnalysisOptions& o) {
+  o.validate();
+  check_maps(m);
+  // Continuum-subtracted maps: Halpha detected but no EW anywhere (header comment).
+  const LineMap& ha = m.line(LineId::kHalpha);
+  std::size_t n_det = 0, n_ew = 0;
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    if (!m.fit_ok[k] || !(ha.flux_cgs[k] / ha.flux_err_cgs[k] > o.min_halpha_snr)) continue;
+    ++n_det;
+    if (std::isfinite(ha.ew_rest_A[k]) && std::isfinite(ha.ew_err_rest_A[k]) && ha.ew_err_rest_A[k] > 0) ++n_ew;
+  }
+  const bool detected_subtracted =
+      o.continuum == ContinuumMode::kAuto && ha.measured && n_det > 0 && n_ew == 0;
+  AnalysisResult res;
+  if (detected_subtracted || o.continuum == ContinuumMode::kSubtracted) {
+    std::vector<std::string> notes;
+    if (detected_subtracted) {
+      notes.push_back("no EW(Halpha) in any of the " + std::to_string(n_det) +
+                      " Halpha-detected spaxels: a continuum-subtracted cube; the EW cut and WHAN classes cannot "
+                      "be applied, the centre comes from the Halpha flux, kinematics from the S/N(Halpha)-selected "
+                      "spaxels");
+    } else {
+      notes.push_back("continuum = subtracted (given): the continuum and EW maps are ignored; the EW cut and WHAN "
+                      "classes cannot be applied, the centre comes from the Halpha flux, kinematics from the "
+                      "S/N(Halpha)-selected spaxels");
+    }
+    LineMaps cm = m;
+    std::fill(cm.continuum_sb.begin(), cm.continuum_sb.end(), kNaN);
+    std::fill(cm.continuum_line_free_sb.begin(), cm.continuum_line_free_sb.end(), kNaN);
+    if (!detected_subtracted) {  // given: no EW is trusted anywhere (a detected case has none in use)
+      for (auto& l : cm.lines) {
+        std::fill(l.ew_rest_A.begin(), l.ew_rest_A.end(), kNaN);
+        std::fill(l.ew_err_rest_A.begin(), l.ew_err_rest_A.end(), kNaN);
+      }
+    }
+    res = analyze_checked(cm, o);
+    redo_kinematics_without_continuum(m, o, res, notes);
+    res.notes.insert(res.notes.begin(), notes.begin(), notes.end());
+  } else {
+    res = analyze_checked(m, o);
+  }
+  AnalysisSummary& s = res.summary;
+  if (!o.halpha_outside_reason.empty()) {
+    s.status = Status::Error(StatusCode::kOutOfRange, o.halpha_outside_reason +
+                                                          ": no spaxel selection, N2 metallicity, gradient or "
+                                                          "Halpha kinematics can be measured");
+  } else if (n_det == 0 && !s.status.ok()) {
+    s.status = Status::Error(s.status.code, "no spaxel with S/N(Halpha) > " + format_value(o.min_halpha_snr) +
+                                                " (a faint field?): " + s.status.message);
+  }
+  return res;
+}
+
+std::string halpha_outside_range(double redshift, double min_um, double max_um) {
+  const double ha_um = observed_wavelength_um(LineId::kHalpha, redshift);
+  if (ha_um > min_um && ha_um < max_um) return {};
+  char b[256];
+  std::snprintf(b, sizeof b, "Halpha at %.4f um (z = %.6g) is outside the cube's wavelength range %.4f-%.4f um",
+                ha_um, redshift, min_um, max_um);
+  return b;
 }
 
 }  // namespace slitstep

@@ -28,6 +28,16 @@
 // Gradients: dex/kpc over [gradient_r_min_kpc, gradient_r_max_kpc] (0.5 kpc to the field edge)
 // and dex/R_e over [gradient_re_min, gradient_re_max] R_e (0.5-2.5) when re_kpc is given.
 // Seeds: `seed` drives every bootstrap (gradient: seed; sigma_0: Rng::splitmix64(seed + 1)).
+// Continuum-subtracted maps (`continuum`; e.g. SAMI cubes): Halpha detected (fit_ok and
+// S/N(Halpha) > min_halpha_snr) in at least one spaxel but an EW(Halpha) (finite, error > 0) in
+// none of them. Their continuum maps are noise about zero, so the continuum maps are ignored (the
+// centre comes from the Halpha flux, the light moments from the Halpha map), the EW cut cannot be
+// passed (gradient status kFailed), and the kinematics come from every spaxel with fit_ok,
+// S/N(Halpha) > min_halpha_snr and a finite velocity, with the PA given or else fitted
+// (kinematic); radii are recomputed with that PA. Two notes say so (first in `notes`).
+// Overall status rewrites: halpha_outside_reason non-empty -> kOutOfRange "<reason>: no spaxel
+// selection, ..."; else no Halpha-detected spaxel and a failed status -> "no spaxel with
+// S/N(Halpha) > X (a faint field?): <status>".
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -46,6 +56,10 @@ namespace slitstep {
 
 enum class DiagramChoice { kAuto, kBPT, kWHAN };
 enum class PaSource { kKinematic, kLightMoments };
+// kPresent: the maps' continuum is real (the paper's chain as is). kSubtracted: the cube was
+// continuum-subtracted (continuum and EW maps are ignored). kAuto: kSubtracted when Halpha is
+// detected but no detected spaxel has an EW (see the header comment), else kPresent.
+enum class ContinuumMode { kAuto, kPresent, kSubtracted };
 
 struct AnalysisOptions {
   // Selection (paper Sect. 2.2).
@@ -82,6 +96,12 @@ struct AnalysisOptions {
   KinematicsOptions kinematics;
   bool kinematics_sf_only = false;  // false: every selected spaxel traces the velocity field
   std::uint64_t seed = 1;
+  // Continuum of the maps. Default kPresent (the library's historical behaviour); `slitstep
+  // analyze` uses kAuto.
+  ContinuumMode continuum = ContinuumMode::kPresent;
+  // Set by a caller that found Halpha outside the data's wavelength range: the reason (e.g.
+  // halpha_outside_range()'s text). Non-empty -> overall status kOutOfRange naming it.
+  std::string halpha_outside_reason;
   /// Validates this struct and every nested options struct; throws InvalidOptions naming the
   /// field, the value and the rule.
   void validate() const;
@@ -94,6 +114,7 @@ struct SpaxelRow {
   double halpha_flux = 0, halpha_snr = 0, ew_snr = 0;
   double velocity_kms = 0, sigma_kms = 0;
   double n2 = 0;
+  double o3n2 = 0;  // log10([OIII]5007 / Hbeta) - n2 (NaN where either ratio is undefined, log_ratio)
   double z_12logoh = 0, z_err = 0, z_err_stat = 0;
   std::string class_name;  // spaxel_class_name()
   std::string diagram;     // "BPT", "WHAN" or "" (not classified)
@@ -142,5 +163,10 @@ struct AnalysisResult {
 /// Runs the whole chain. Throws InvalidOptions only if o.validate() fails or the maps are
 /// inconsistent (array sizes), never for numerical trouble.
 AnalysisResult analyze_maps(const LineMaps& maps, const AnalysisOptions& o);
+
+/// Empty if Halpha at `redshift` falls strictly inside (min_um, max_um) (observed frame, um);
+/// else the reason, "Halpha at L um (z = Z) is outside the cube's wavelength range A-B um", for
+/// AnalysisOptions::halpha_outside_reason and the caller's notes.
+std::string halpha_outside_range(double redshift, double min_um, double max_um);
 
 }  // namespace slitstep

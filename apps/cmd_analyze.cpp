@@ -20,7 +20,6 @@
 #include "core/json.hpp"
 #include "core/lines.hpp"
 #include "core/maps_io.hpp"
-#include "core/rng.hpp"
 #include "core/table_io.hpp"
 #include "core/text_io.hpp"
 #include "core/version.hpp"
@@ -127,6 +126,7 @@ AnalyzeConfig read_analyze_config(const Config& cfg) {
   a.get("mdyn_pressure_support", k.mdyn_pressure_support);
   a.get("kinematics_sf_only", o.kinematics_sf_only);
   a.get("seed", o.seed);
+  o.continuum = ContinuumMode::kAuto;  // a continuum-subtracted cube is recognised (analysis/pipeline.hpp)
   a.get("h0_kms_mpc", o.cosmology.h0_kms_mpc);
   a.get("omega_m", o.cosmology.omega_m);
   try {
@@ -303,8 +303,7 @@ enum MaskBit : int {
   kMaskOutOfRange = 16,   // in the metallicity sample but outside the gradient's radial range
 };
 
-MapProduct build_maps(const LineMaps& m, const AnalysisResult& res, const CubeReadReport& rep,
-                      const std::vector<double>& o3n2) {
+MapProduct build_maps(const LineMaps& m, const AnalysisResult& res, const CubeReadReport& rep) {
   MapProduct p;
   p.spatial = m.spatial;
   p.sky = m.sky;
@@ -339,10 +338,11 @@ MapProduct build_maps(const LineMaps& m, const AnalysisResult& res, const CubeRe
   add("CONT", "erg s-1 cm-2 um-1 arcsec-2", "continuum under Halpha", m.continuum_sb);
   add("CONT_LINEFREE", "erg s-1 cm-2 um-1 arcsec-2", "line-free continuum (centre finder)", m.continuum_line_free_sb);
   add("CHI2_DOF", "", "reduced chi^2 of the line fit", m.chi2_per_dof);
-  std::vector<double> n2(n), z(n), ze(n), zs(n), cls(n), rad(n), mask(n), snr(n);
+  std::vector<double> n2(n), o3n2(n), z(n), ze(n), zs(n), cls(n), rad(n), mask(n), snr(n);
   for (std::size_t k = 0; k < n; ++k) {
     const SpaxelRow& r = res.spaxels[k];
     n2[k] = r.n2;
+    o3n2[k] = r.o3n2;
     const bool has_z = r.selected && r.class_name == "SF" && std::isfinite(r.z_12logoh);
     z[k] = has_z ? r.z_12logoh : kNaN;
     ze[k] = has_z ? r.z_err : kNaN;
@@ -401,14 +401,9 @@ int run_analyze(const AnalyzeArgs& args) {
               rz.lsf->description().c_str(), rz.lsf_source.c_str());
   for (const auto& n : rep.notes) std::printf("note: %s\n", n.c_str());
   std::vector<std::string> notes;
-  const double ha_um = observed_wavelength_um(LineId::kHalpha, rz.redshift);
-  const bool ha_covered = ha_um > cube.spectral.min_um() && ha_um < cube.spectral.max_um();
-  if (!ha_covered) {
-    char b[256];
-    std::snprintf(b, sizeof b, "Halpha at %.4f um (z = %.6g) is outside the cube's wavelength range %.4f-%.4f um",
-                  ha_um, rz.redshift, cube.spectral.min_um(), cube.spectral.max_um());
-    notes.push_back(b);
-  }
+  ac.analysis.halpha_outside_reason =
+      halpha_outside_range(rz.redshift, cube.spectral.min_um(), cube.spectral.max_um());
+  if (!ac.analysis.halpha_outside_reason.empty()) notes.push_back(ac.analysis.halpha_outside_reason);
   std::printf("fitting %zu spaxels ...\n", cube.spatial.size());
   std::fflush(stdout);
 
@@ -425,88 +420,10 @@ int run_analyze(const AnalyzeArgs& args) {
               fs.count(LineFitStatus::kAtBound), fs.count(LineFitStatus::kNotConverged),
               fs.count(LineFitStatus::kNoData), fs.count(LineFitStatus::kFailed), fs.seconds);
 
-  // A continuum-subtracted cube (SAMI-like): Halpha detected but no EW anywhere. Its continuum maps
-  // are noise about zero, so they must not place the centre; the EW cut cannot be applied.
-  const LineMap& ha = maps.line(LineId::kHalpha);
-  std::size_t n_det = 0, n_ew = 0;
-  for (std::size_t k = 0; k < maps.size(); ++k) {
-    if (!maps.fit_ok[k] || !(ha.flux_cgs[k] / ha.flux_err_cgs[k] > ac.analysis.min_halpha_snr)) continue;
-    ++n_det;
-    if (std::isfinite(ha.ew_rest_A[k]) && std::isfinite(ha.ew_err_rest_A[k]) && ha.ew_err_rest_A[k] > 0) ++n_ew;
-  }
-  const bool no_continuum = ha.measured && n_det > 0 && n_ew == 0;
-  LineMaps amaps = maps;
-  if (no_continuum) {
-    notes.push_back("no EW(Halpha) in any of the " + std::to_string(n_det) +
-                    " Halpha-detected spaxels: a continuum-subtracted cube; the EW cut and WHAN classes cannot "
-                    "be applied, the centre comes from the Halpha flux, kinematics from the S/N(Halpha)-selected "
-                    "spaxels");
-    std::fill(amaps.continuum_sb.begin(), amaps.continuum_sb.end(), kNaN);
-    std::fill(amaps.continuum_line_free_sb.begin(), amaps.continuum_line_free_sb.end(), kNaN);
-  }
-  AnalysisResult res = analyze_maps(amaps, ac.analysis);
-  AnalysisSummary& s = res.summary;
-  if (no_continuum) {
-    // The pipeline's PA notes refer to its (empty) kinematic sample; the PA is decided below.
-    std::erase_if(res.notes, [](const std::string& n) { return n.rfind("PA:", 0) == 0; });
-    // Kinematics from the spaxels that pass the Halpha S/N cut (the only cut that applies).
-    KinematicsInput kin;
-    for (std::size_t k = 0; k < maps.size(); ++k) {
-      const SpaxelRow& r = res.spaxels[k];
-      if (!maps.fit_ok[k] || !(r.halpha_snr > ac.analysis.min_halpha_snr) || !std::isfinite(maps.velocity_kms[k]))
-        continue;
-      kin.x_arcsec.push_back(r.x_arcsec);
-      kin.y_arcsec.push_back(r.y_arcsec);
-      kin.velocity_kms.push_back(maps.velocity_kms[k]);
-      kin.velocity_err_kms.push_back(maps.velocity_err_kms[k]);
-      kin.sigma_kms.push_back(maps.sigma_kms[k]);
-    }
-    kin.geometry = {res.center.x_arcsec, res.center.y_arcsec, ac.analysis.pa_deg.value_or(0.0), s.inclination_deg,
-                    s.kpc_per_arcsec};
-    kin.re_kpc = ac.analysis.re_kpc.value_or(kNaN);
-    KinematicsOptions ko = ac.analysis.kinematics;
-    ko.seed = Rng::splitmix64(ac.analysis.seed + 1);
-    ko.fit_pa = !ac.analysis.pa_deg.has_value();
-    res.kinematics = analyze_kinematics(kin, ko);
-    const ArctanFit& af = res.kinematics.fit;
-    DiskGeometry g = kin.geometry;
-    if (af.status.ok() && std::isfinite(af.pa_deg.value)) g.pa_deg = af.pa_deg.value;
-    s.pa_deg = g.pa_deg;
-    s.pa_source = ac.analysis.pa_deg ? "given" : "kinematic";
-    for (auto& r : res.spaxels) r.radius_kpc = disk_coords(g, r.x_arcsec, r.y_arcsec).r_kpc;
-    s.vc_kms = af.vc_kms;
-    s.rt_arcsec = af.rt_arcsec;
-    s.sigma0_kms = res.kinematics.sigma0_kms;
-    s.v_over_sigma = res.kinematics.v_over_sigma;
-    s.rotation_class = std::string(rotation_class_name(res.kinematics.rotation_class));
-    s.mdyn_msun = res.kinematics.mdyn_msun;
-    s.kinematics_status = res.kinematics.status;
-    s.gradient_status = Status::Error(StatusCode::kFailed,
-                                      "no spaxel has an EW(Halpha) (continuum-subtracted cube), so none passes the "
-                                      "paper's selection: no metallicity gradient");
-    s.status = Status::Error(StatusCode::kFailed, "gradient: " + s.gradient_status.message);
-    notes.push_back("kinematics from " + std::to_string(kin.x_arcsec.size()) + " spaxels with S/N(Halpha) > " +
-                    format_value(ac.analysis.min_halpha_snr));
-  }
-  if (!ha_covered) {
-    s.status = Status::Error(StatusCode::kOutOfRange, notes.front() +
-                                                          ": no spaxel selection, N2 metallicity, gradient or "
-                                                          "Halpha kinematics can be measured");
-  } else if (n_det == 0 && !s.status.ok()) {
-    s.status = Status::Error(s.status.code, "no spaxel with S/N(Halpha) > " +
-                                                format_value(ac.analysis.min_halpha_snr) +
-                                                " (a faint field?): " + s.status.message);
-  }
+  // A continuum-subtracted cube (SAMI-like) is detected and handled by the pipeline (continuum = auto).
+  const AnalysisResult res = analyze_maps(maps, ac.analysis);
+  const AnalysisSummary& s = res.summary;
   for (const auto& n : res.notes) notes.push_back(n);
-
-  // O3N2 per spaxel.
-  std::vector<double> o3n2(maps.size(), kNaN);
-  for (std::size_t k = 0; k < maps.size(); ++k) {
-    const LineFluxSet f = line_fluxes_at(maps, k);
-    const LogRatio a = log_ratio(f.oiii5007, f.oiii5007_err, f.hbeta, f.hbeta_err);
-    const LogRatio b = log_ratio(f.nii6584, f.nii6584_err, f.halpha, f.halpha_err);
-    o3n2[k] = a.value - b.value;
-  }
 
   // ---- products
   ensure_output_dir(args.out_dir);
@@ -527,7 +444,7 @@ int run_analyze(const AnalyzeArgs& args) {
       {"CALIB", std::string(calibration_name(ac.analysis.metallicity.calibration)), "metallicity calibration"},
       {"DIAGRAM", s.classification, "BPT or WHAN (majority of selected spaxels)"},
   };
-  write_maps(build_maps(maps, res, rep, o3n2), (d / "maps.fits").string(), meta);
+  write_maps(build_maps(maps, res, rep), (d / "maps.fits").string(), meta);
 
   const std::vector<std::string> header = {
       "i", "j", "x_arcsec", "y_arcsec", "radius_kpc", "halpha_flux", "halpha_flux_err", "halpha_snr", "halpha_ew",
@@ -535,6 +452,7 @@ int run_analyze(const AnalyzeArgs& args) {
       "z_12logoh", "z_err", "z_err_stat", "class", "diagram", "selected", "in_gradient", "fit_status", "reason"};
   std::vector<std::vector<std::string>> rows;
   rows.reserve(maps.size());
+  const LineMap& ha = maps.line(LineId::kHalpha);
   const LineMap& nii = maps.line(LineId::kNII6584);
   for (std::size_t k = 0; k < maps.size(); ++k) {
     const SpaxelRow& r = res.spaxels[k];
@@ -543,7 +461,7 @@ int run_analyze(const AnalyzeArgs& args) {
                     num(r.halpha_flux), num(ha.flux_err_cgs[k]), num(r.halpha_snr), num(ha.ew_rest_A[k]),
                     num(r.ew_snr), num(nii.measured ? nii.flux_cgs[k] : kNaN), num(maps.velocity_kms[k]),
                     num(maps.velocity_err_kms[k]), num(maps.sigma_kms[k]), num(maps.sigma_err_kms[k]), num(r.n2),
-                    num(o3n2[k]), num(has_z ? r.z_12logoh : kNaN), num(has_z ? r.z_err : kNaN),
+                    num(r.o3n2), num(has_z ? r.z_12logoh : kNaN), num(has_z ? r.z_err : kNaN),
                     num(has_z ? r.z_err_stat : kNaN), r.class_name.empty() ? "unclassified" : r.class_name,
                     r.diagram, r.selected ? "1" : "0", r.in_gradient && r.reason.empty() ? "1" : "0",
                     maps.fit_ok[k] ? "ok" : "failed", r.reason});

@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -19,42 +18,6 @@
 #include "sim/simulate.hpp"
 
 namespace slitstep::app {
-namespace {
-
-constexpr double kCKms = 299792.458;
-
-// S/N of Halpha in the spaxel with the largest Halpha flux: box of +-3 sigma_obs around the
-// systemic line (sigma_obs = sigma0 (+) the nominal instrumental sigma (+) the rotation seen in a
-// spaxel), continuum from the line-free part of the window red-ward of [NII]6584.
-struct BrightestSpaxel {
-  int i = -1, j = -1;
-  SpaxelLineFlux flux;
-};
-
-BrightestSpaxel brightest_halpha(const SimulationResult& r) {
-  BrightestSpaxel best;
-  const Cube& c = r.reconstruct.cube;
-  const auto& g = r.config.scene.galaxy;
-  const double lha = observed_wavelength_um(LineId::kHalpha, g.redshift) * (1.0 + g.v0_kms / kCKms);
-  const double sig_inst = kCKms / (2.3548 * 2700.0);
-  const double sig = std::sqrt(g.sigma0_kms * g.sigma0_kms + sig_inst * sig_inst);
-  const double half = 3.0 * sig + 0.5 * g.vc_kms;  // a little rotation inside one spaxel
-  const double lo = lha * (1.0 - half / kCKms), hi = lha * (1.0 + half / kCKms);
-  const double l84 = observed_wavelength_um(LineId::kNII6584, g.redshift);
-  const double clo = l84 * (1.0 + (half + 250.0) / kCKms), chi = clo * (1.0 + 300.0 / kCKms);
-  double best_flux = -1e300;
-  for (int j = 0; j < c.ny(); ++j)
-    for (int i = 0; i < c.nx(); ++i) {
-      const SpaxelLineFlux f = spaxel_line_flux(c, i, j, lo, hi, clo, chi);
-      if (f.ok && f.flux_cgs > best_flux && f.err_cgs > 0.0) {
-        best_flux = f.flux_cgs;
-        best = {i, j, f};
-      }
-    }
-  return best;
-}
-
-}  // namespace
 
 int run_simulate(const SimulateArgs& args) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -113,7 +76,7 @@ int run_simulate(const SimulateArgs& args) {
   std::printf("cube: %d x %d spaxels of %.3f\" x %zu channels (%.4f-%.4f um), %zu voxels without data\n", c.nx(),
               c.ny(), c.spatial.pixel_arcsec, c.nl(), c.spectral.min_um(), c.spectral.max_um(),
               r.reconstruct.n_voxels_no_data);
-  const BrightestSpaxel b = brightest_halpha(r);
+  const BrightestSpaxel b = brightest_halpha_spaxel(r);
   if (b.i >= 0)
     std::printf("Halpha in the brightest spaxel (%+.2f\", %+.2f\"): %.3g +- %.2g erg/s/cm2, S/N = %.1f%s\n",
                 c.spatial.x_arcsec(b.i), c.spatial.y_arcsec(b.j), b.flux.flux_cgs, b.flux.err_cgs,

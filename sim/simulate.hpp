@@ -143,6 +143,18 @@ struct SpaxelLineFlux {
 SpaxelLineFlux spaxel_line_flux(const Cube& cube, int i, int j, double line_lo_um, double line_hi_um,
                                 double cont_lo_um, double cont_hi_um);
 
+/// The spaxel with the largest Halpha flux and its S/N measured by spaxel_line_flux (the demo
+/// summary): a box of +-(3 sigma_obs + vc/2) around the systemic Halpha (sigma_obs = sigma0 (+)
+/// the nominal R = 2700 instrumental sigma; vc/2 for the rotation seen inside one spaxel), the
+/// continuum in a 300 km/s window starting 250 km/s beyond that half-width red-ward of
+/// [NII]6584, all from result.config.scene.galaxy. Only spaxels with ok and err > 0 compete;
+/// i = j = -1 if none. Defined in sim/simulate_report.cpp.
+struct BrightestSpaxel {
+  int i = -1, j = -1;  // 0-based spaxel indices of result.reconstruct.cube
+  SpaxelLineFlux flux;
+};
+BrightestSpaxel brightest_halpha_spaxel(const SimulationResult& result);
+
 /// The "observation" object of truth.json (pattern, slitlet, instrument, noise, products).
 JsonValue observation_json(const SimulationResult& result);
 

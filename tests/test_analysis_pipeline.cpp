@@ -3,8 +3,10 @@
 // four BPT lines.
 #include "analysis/pipeline.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <gtest/gtest.h>
+#include <string>
 
 #include "core/calibrations.hpp"
 #include "core/cosmology.hpp"
@@ -266,4 +268,131 @@ TEST(AnalysisPipeline, FallbacksStatusesAndValidation) {
   LineMaps bad = make_maps(d2);
   bad.velocity_kms.pop_back();
   EXPECT_THROW(analyze_maps(bad, given(d2)), InvalidOptions);
+}
+
+// A continuum-subtracted cube (SAMI-like): Halpha detected, no EW anywhere, continuum maps noise
+// about zero (here with a spurious bright spot in a corner). continuum = kAuto recognises it:
+// the continuum maps are ignored (centre from the Halpha flux), nothing passes the EW cut (no
+// gradient), kinematics and the PA come from the S/N(Halpha)-selected spaxels.
+TEST(AnalysisPipeline, ContinuumSubtractedMapsTakeTheHalphaPath) {
+  const Disk d;
+  LineMaps m = make_maps(d);
+  LineMap& ha = m.line(LineId::kHalpha);
+  std::fill(ha.ew_rest_A.begin(), ha.ew_rest_A.end(), std::nan(""));
+  std::fill(ha.ew_err_rest_A.begin(), ha.ew_err_rest_A.end(), std::nan(""));
+  std::fill(m.continuum_sb.begin(), m.continuum_sb.end(), 0.0);
+  std::fill(m.continuum_line_free_sb.begin(), m.continuum_line_free_sb.end(), 0.0);
+  m.continuum_sb[m.index(1, 1)] = m.continuum_line_free_sb[m.index(1, 1)] = 1e-18;
+  std::size_t n_det = 0, n_kin = 0;
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    if (ha.flux_cgs[k] / ha.flux_err_cgs[k] > 10.0) ++n_det, n_kin += std::isfinite(m.velocity_kms[k]) ? 1 : 0;
+  }
+  ASSERT_GT(n_det, 50u);
+
+  AnalysisOptions o;
+  o.re_kpc = 4.0;
+  o.continuum = ContinuumMode::kAuto;
+  const AnalysisResult r = analyze_maps(m, o);
+  const AnalysisSummary& s = r.summary;
+  std::printf("continuum-subtracted: centre (%.4f, %.4f) [%s] PA %.3f i %.3f vc %.2f sigma0 %.2f\n", s.center_arcsec[0],
+              s.center_arcsec[1], r.center.source.c_str(), s.pa_deg, s.inclination_deg, s.vc_kms.value,
+              s.sigma0_kms.value);
+  ASSERT_GE(r.notes.size(), 2u);
+  EXPECT_EQ(r.notes[0].rfind("no EW(Halpha) in any of the " + std::to_string(n_det) + " Halpha-detected spaxels: a "
+                             "continuum-subtracted cube",
+                             0),
+            0u)
+      << r.notes[0];
+  EXPECT_EQ(r.notes[1], "kinematics from " + std::to_string(n_kin) + " spaxels with S/N(Halpha) > 10");
+  for (const auto& n : r.notes) EXPECT_NE(n.rfind("PA:", 0), 0u) << n;
+  // no spaxel passes the paper's selection: no gradient, the overall status says why
+  EXPECT_EQ(s.n_spaxels_selected, 0);
+  EXPECT_EQ(s.gradient_status.code, StatusCode::kFailed);
+  EXPECT_EQ(s.status.code, StatusCode::kFailed);
+  EXPECT_EQ(s.status.message.rfind("gradient: no spaxel has an EW(Halpha) (continuum-subtracted cube)", 0), 0u)
+      << s.status.message;
+  // centre from the Halpha flux, not the continuum's spurious spot
+  EXPECT_NEAR(s.center_arcsec[0], d.cx, 0.02);
+  EXPECT_NEAR(s.center_arcsec[1], d.cy, 0.02);
+  // kinematics from the S/N(Halpha) spaxels; kinematic PA; radii with that PA
+  ASSERT_TRUE(s.kinematics_status.ok()) << s.kinematics_status.message;
+  EXPECT_EQ(s.pa_source, "kinematic");
+  EXPECT_NEAR(s.pa_deg, d.pa_deg, 1.0);
+  EXPECT_NEAR(s.vc_kms.value / d.vc, 1.0, 0.15);
+  EXPECT_NEAR(s.sigma0_kms.value, d.sigma0, 1e-9);
+  const DiskGeometry g{r.center.x_arcsec, r.center.y_arcsec, s.pa_deg, s.inclination_deg, s.kpc_per_arcsec};
+  for (const auto& row : r.spaxels) ASSERT_DOUBLE_EQ(row.radius_kpc, disk_coords(g, row.x_arcsec, row.y_arcsec).r_kpc);
+  // a given PA is kept
+  AnalysisOptions og = o;
+  og.pa_deg = d.pa_deg;
+  const AnalysisResult rg = analyze_maps(m, og);
+  EXPECT_EQ(rg.summary.pa_source, "given");
+  EXPECT_NEAR(rg.summary.pa_deg, d.pa_deg, 1e-12);
+
+  // the default (kPresent) runs the paper's chain as is: nothing selected, no kinematics
+  AnalysisOptions op = o;
+  op.continuum = ContinuumMode::kPresent;
+  const AnalysisResult rp = analyze_maps(m, op);
+  EXPECT_FALSE(rp.summary.kinematics_status.ok());
+  EXPECT_TRUE(rp.notes.empty() || rp.notes[0].rfind("no EW(Halpha)", 0) != 0u);
+  EXPECT_EQ(AnalysisOptions{}.continuum, ContinuumMode::kPresent);
+
+  // maps with a continuum are not affected by kAuto
+  const LineMaps mc = make_maps(d);
+  const AnalysisResult ra = analyze_maps(mc, o);
+  AnalysisOptions o2 = o;
+  o2.continuum = ContinuumMode::kPresent;
+  const AnalysisResult rb = analyze_maps(mc, o2);
+  EXPECT_TRUE(ra.summary.status.ok()) << ra.summary.status.message;
+  EXPECT_EQ(ra.summary.gradient_dex_per_kpc.value, rb.summary.gradient_dex_per_kpc.value);
+  EXPECT_EQ(ra.summary.pa_deg, rb.summary.pa_deg);
+  EXPECT_EQ(ra.notes, rb.notes);
+
+  // kSubtracted given: the continuum and EW maps of any cube are ignored
+  AnalysisOptions os = o;
+  os.continuum = ContinuumMode::kSubtracted;
+  const AnalysisResult rs = analyze_maps(mc, os);
+  ASSERT_FALSE(rs.notes.empty());
+  EXPECT_EQ(rs.notes[0].rfind("continuum = subtracted (given)", 0), 0u) << rs.notes[0];
+  EXPECT_EQ(rs.summary.n_spaxels_selected, 0);
+  EXPECT_EQ(rs.summary.gradient_status.code, StatusCode::kFailed);
+  EXPECT_TRUE(rs.summary.kinematics_status.ok()) << rs.summary.kinematics_status.message;
+}
+
+TEST(AnalysisPipeline, StatusRewritesForHalphaOutsideTheDataAndAFaintField) {
+  const Disk d;
+  // Halpha outside the data: the caller's reason names it, status kOutOfRange
+  EXPECT_EQ(halpha_outside_range(1.0, 1.0, 1.5), "");  // Halpha at 1.3126 um
+  const std::string why = halpha_outside_range(1.0, 0.97, 1.2);
+  EXPECT_EQ(why.rfind("Halpha at 1.3", 0), 0u) << why;
+  EXPECT_NE(why.find("(z = 1) is outside the cube's wavelength range 0.9700-1.2000 um"), std::string::npos) << why;
+  AnalysisOptions o = given(d);
+  o.halpha_outside_reason = why;
+  AnalysisResult r = analyze_maps(make_maps(d), o);
+  EXPECT_EQ(r.summary.status.code, StatusCode::kOutOfRange);
+  EXPECT_EQ(r.summary.status.message, why + ": no spaxel selection, N2 metallicity, gradient or Halpha kinematics "
+                                            "can be measured");
+  // a faint field: no spaxel passes S/N(Halpha); the failed status says so first
+  Disk f;
+  f.snr_peak = 5.0;
+  r = analyze_maps(make_maps(f), given(f));
+  ASSERT_FALSE(r.summary.status.ok());
+  EXPECT_EQ(r.summary.status.message.rfind("no spaxel with S/N(Halpha) > 10 (a faint field?): gradient: ", 0), 0u)
+      << r.summary.status.message;
+}
+
+TEST(AnalysisPipeline, O3n2PerSpaxel) {
+  Disk d;
+  d.bpt_lines = true;
+  const LineMaps m = make_maps(d);
+  const AnalysisResult r = analyze_maps(m, given(d));
+  const LineMap& hb = m.line(LineId::kHbeta);
+  const LineMap& o3 = m.line(LineId::kOIII5007);
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    const double want = std::log10(o3.flux_cgs[k] / hb.flux_cgs[k]) - r.spaxels[k].n2;
+    ASSERT_NEAR(r.spaxels[k].o3n2, want, 1e-12) << k;
+  }
+  d.bpt_lines = false;  // no Hbeta / [OIII]: NaN
+  const AnalysisResult r2 = analyze_maps(make_maps(d), given(d));
+  for (const auto& row : r2.spaxels) ASSERT_TRUE(std::isnan(row.o3n2));
 }
