@@ -50,6 +50,8 @@ void DetectorConfig::validate() const {
         cross_dispersion_fwhm_px, "must be in (0, 20)");
   check(fp(min_kernel_fwhm_px) && min_kernel_fwhm_px < 20.0, "instrument.min_kernel_fwhm_px", min_kernel_fwhm_px,
         "must be in (0, 20)");
+  check(fnn(bar_edge_tolerance) && bar_edge_tolerance <= 1.0, "instrument.bar_edge_tolerance", bar_edge_tolerance,
+        "must be in [0, 1]");
   check(fp(gap_width_um) && gap_width_um < 0.5, "instrument.gap_width_um", gap_width_um, "must be in (0, 0.5)");
   check(fnn(gap_center_um), "instrument.gap_center_um", gap_center_um, "must be finite and >= 0 (0 = from the table)");
   check(std::isfinite(gap_shift_um) && std::abs(gap_shift_um) < 0.5, "instrument.gap_shift_um", gap_shift_um,

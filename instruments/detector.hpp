@@ -16,6 +16,11 @@ struct DetectorConfig {
   double cross_dispersion_fwhm_px = 1.28;  // measured total FWHM across the slit in 2-D spectra, incl.
                                            // PSF, pixel and IPC (M, msaexp fwhm_data_2024b: 1.27-1.29 px)
   double min_kernel_fwhm_px = 0.3;         // floor of the derived cross-dispersion kernel FWHM (px)
+  double bar_edge_tolerance = 0.01;        // rows whose uniform-source illumination (the cross-dispersion
+                                           // kernel blurs light onto the bars) is below 1 - this are flagged
+                                           // kDqBarShadow: the pipeline's bar-shadow step would rescale them,
+                                           // MSA-3D's median of 7 dithers rejected them; 1 = flag only
+                                           // geometric bar rows
   bool chip_gap = true;                    // flag and blank the NRS1/NRS2 gap
   double gap_width_um = 0.035;             // gap width (M: ~167 px x ~2.3 A; table ranges 0.02-0.04)
   double gap_center_um = 0.0;              // > 0: override the gap centre read from the table (L)

@@ -129,6 +129,8 @@ NirspecConfig read_nirspec_config(const Section& root) {
     get_pos(s, "pixel_y_arcsec", t.pixel_y_arcsec, 1.0);
     get_pos(s, "cross_dispersion_fwhm_px", t.cross_dispersion_fwhm_px, 20.0);
     get_pos(s, "min_kernel_fwhm_px", t.min_kernel_fwhm_px, 20.0);
+    if (s.get("bar_edge_tolerance", t.bar_edge_tolerance) && !(t.bar_edge_tolerance >= 0.0 && t.bar_edge_tolerance <= 1.0))
+      s.fail("bar_edge_tolerance", "must be in [0, 1]");
     s.get("chip_gap", t.chip_gap);
     get_pos(s, "gap_width_um", t.gap_width_um, 0.5);
     get_nonneg(s, "gap_center_um", t.gap_center_um, 10.0);
@@ -265,6 +267,15 @@ void NirspecInstrument::build_chunks() {
     const double c = shutter_center_y_arcsec(sl, k);
     const double a = (c - hy - row_y0_) / sy, b = (c + hy - row_y0_) / sy;
     for (int r = 0; r < nv_; ++r) uniform_rows_[r] += (b - a) * box_gauss_fraction(a, b, sv, r - 0.5, r + 0.5);
+  }
+  // Rows that lose (or gain) more than bar_edge_tolerance of a uniform source's light to the bars
+  // through the cross-dispersion blur are bar-affected even where they are geometrically open.
+  const double tol = config_.detector.bar_edge_tolerance;
+  if (tol < 1.0) {
+    for (int r = 0; r < nv_; ++r) {
+      if (std::abs(uniform_rows_[r] - 1.0) <= tol) continue;
+      for (int u = 0; u < nu(); ++u) dq_template_[static_cast<std::size_t>(r) * nu() + u] |= kDqBarShadow;
+    }
   }
 }
 
