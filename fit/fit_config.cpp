@@ -194,6 +194,9 @@ void write_overrides(const ModelOverrides& m, GalaxyParams& p) {
 GalaxyParameterization build_parameterization(const GalaxyParams& start, const FitModelConfig& config,
                                               const FitDataContext& data, std::vector<std::string>* notes) {
   std::vector<std::string> names = default_parameter_names();
+  // The continuum is a nuisance fitted with the rest whenever the start has one (DESIGN.md §5.2):
+  // a fixed continuum level that is off biases sigma0 and the line flux.
+  if (start.ew_halpha_rest_A > 0.0) names.push_back("ew_halpha_rest_A");
   for (const auto& o : config.params)
     if (std::find(names.begin(), names.end(), o.name) == names.end()) names.push_back(o.name);
   GalaxyParameterization param(start, names);

@@ -39,6 +39,8 @@ const std::vector<FieldInfo>& fields() {
       {"sersic_n", &GalaxyParams::sersic_n, 0.3, 8.0, 0.5, 0.0},
       {"ebv_mag", &GalaxyParams::ebv_mag, 0.0, 3.0, 0.1, 0.0},
       {"redshift", &GalaxyParams::redshift, 1e-4, 19.9, 0.001, 0.0},
+      // the nuisance continuum: its level relative to Halpha (rest-frame EW)
+      {"ew_halpha_rest_A", &GalaxyParams::ew_halpha_rest_A, 0.0, 5000.0, 0.0, 10.0},
   };
   return f;
 }

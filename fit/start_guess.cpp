@@ -305,7 +305,7 @@ StartGuess start_guess(const LineMaps& maps, const GalaxyParams& base, const Ana
     }
   }
 
-  // ---- EW (nuisance, fixed): the model's continuum level
+  // ---- EW (nuisance): the model's continuum level, the start of its fit
   if (have_ha && ha.ew_rest_A.size() == n && ha.ew_err_rest_A.size() == n) {
     double f = 0.0, c = 0.0;
     int n_ew = 0;
@@ -323,7 +323,7 @@ StartGuess start_guess(const LineMaps& maps, const GalaxyParams& base, const Ana
       g.sources.push_back(fmt("ew_halpha_rest_A", 0.0, "integrated EW > 2000 A: no continuum (fixed)"));
     } else if (c > 0.0) {
       p.ew_halpha_rest_A = f / c;
-      g.sources.push_back(fmt("ew_halpha_rest_A", p.ew_halpha_rest_A, "integrated EW (fixed)"));
+      g.sources.push_back(fmt("ew_halpha_rest_A", p.ew_halpha_rest_A, "integrated EW (start; fitted as the continuum nuisance)"));
     }
   }
   return g;

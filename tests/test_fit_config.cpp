@@ -97,9 +97,15 @@ TEST(FitConfig, DefaultsWithoutAFile) {
   EXPECT_FALSE(m.ifu);
   GalaxyParams start;
   start.halpha_flux_cgs = 5.0;  // data in other units: the flux bound follows the start
+  // The default galaxy has a continuum (EW 50 A): the twelve standard parameters plus the
+  // continuum nuisance are free.
   const GalaxyParameterization p = build_parameterization(start, m, {}, nullptr);
-  EXPECT_EQ(p.num_free(), 12u);
+  EXPECT_EQ(p.num_free(), 13u);
+  EXPECT_FALSE(p.spec("ew_halpha_rest_A").fixed);
   EXPECT_GE(p.spec("halpha_flux_cgs").upper, 5000.0);
+  // Without a continuum only the twelve.
+  start.ew_halpha_rest_A = 0.0;
+  EXPECT_EQ(build_parameterization(start, m, {}, nullptr).num_free(), 12u);
 }
 
 TEST(FitConfig, BadValuesNameFileLineAndKey) {
