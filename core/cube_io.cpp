@@ -15,6 +15,27 @@
 #include "core/version.hpp"
 
 namespace slitstep {
+
+void write_celestial_wcs(FitsFile& f, const SpatialGrid& grid, const SkyFrame& sky) {
+  const double p = grid.pixel_arcsec;
+  const Angle a = Angle::from_deg(sky.aperture_pa_deg);
+  f.write_key("CTYPE1", "RA---TAN", "right ascension, gnomonic projection");
+  f.write_key("CTYPE2", "DEC--TAN", "declination, gnomonic projection");
+  f.write_key("CUNIT1", "deg", "unit of CRVAL1 and CDELT1");
+  f.write_key("CUNIT2", "deg", "unit of CRVAL2 and CDELT2");
+  f.write_key("CRPIX1", 1.0 - grid.x0_arcsec / p, "FITS pixel (1-based) of the aperture origin x = 0");
+  f.write_key("CRPIX2", 1.0 - grid.y0_arcsec / p, "FITS pixel (1-based) of the aperture origin y = 0");
+  f.write_key("CRVAL1", sky.ra_deg, "[deg] RA of the aperture origin");
+  f.write_key("CRVAL2", sky.dec_deg, "[deg] Dec of the aperture origin");
+  f.write_key("CDELT1", -p / 3600.0, "[deg] -pixel size (x = west at PA 0)");
+  f.write_key("CDELT2", p / 3600.0, "[deg] pixel size");
+  f.write_key("PC1_1", a.cos(), "cos(PA)");
+  f.write_key("PC1_2", -a.sin(), "-sin(PA)");
+  f.write_key("PC2_1", a.sin(), "sin(PA)");
+  f.write_key("PC2_2", a.cos(), "cos(PA)");
+  f.write_key("RADESYS", "ICRS", "celestial reference frame");
+}
+
 namespace {
 
 constexpr const char* kOrigin = "slitstep";
@@ -347,23 +368,8 @@ std::vector<T> cube_to_fits(const std::vector<U>& v, int nx, int ny, std::size_t
 void write_wcs(FitsFile& f, const Cube& c) {
   const double p = c.spatial.pixel_arcsec;
   const double pa = c.sky.aperture_pa_deg;
-  const Angle a = Angle::from_deg(pa);
   f.write_key("WCSAXES", 3L, "number of WCS axes");
-  f.write_key("CTYPE1", "RA---TAN", "right ascension, gnomonic projection");
-  f.write_key("CTYPE2", "DEC--TAN", "declination, gnomonic projection");
-  f.write_key("CUNIT1", "deg", "unit of CRVAL1 and CDELT1");
-  f.write_key("CUNIT2", "deg", "unit of CRVAL2 and CDELT2");
-  f.write_key("CRPIX1", 1.0 - c.spatial.x0_arcsec / p, "FITS pixel (1-based) of the MSA origin x = 0");
-  f.write_key("CRPIX2", 1.0 - c.spatial.y0_arcsec / p, "FITS pixel (1-based) of the MSA origin y = 0");
-  f.write_key("CRVAL1", c.sky.ra_deg, "[deg] RA of the MSA origin");
-  f.write_key("CRVAL2", c.sky.dec_deg, "[deg] Dec of the MSA origin");
-  f.write_key("CDELT1", -p / 3600.0, "[deg] -pixel size (x = west at PA 0)");
-  f.write_key("CDELT2", p / 3600.0, "[deg] pixel size");
-  f.write_key("PC1_1", a.cos(), "cos(PA)");
-  f.write_key("PC1_2", -a.sin(), "-sin(PA)");
-  f.write_key("PC2_1", a.sin(), "sin(PA)");
-  f.write_key("PC2_2", a.cos(), "cos(PA)");
-  f.write_key("RADESYS", "ICRS", "celestial reference frame");
+  write_celestial_wcs(f, c.spatial, c.sky);
   f.write_key("CUNIT3", "um", "vacuum wavelength unit");
   f.write_key("SPECSYS", "BARYCENT", "spectral reference frame");
   if (c.spectral.is_linear()) {

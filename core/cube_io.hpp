@@ -123,4 +123,11 @@ ProductMeta read_product_meta(const std::string& path);
 /// used by SDSS, solved for lambda_vac = lambda_air * n(lambda_vac) by fixed-point iteration.
 double air_to_vacuum_angstrom(double air_angstrom);
 
+class FitsFile;
+/// Writes the celestial part of a slitstep WCS (axes 1 and 2) into the current HDU: RA---TAN /
+/// DEC--TAN about the aperture origin, CDELT1 = -pixel, CDELT2 = +pixel (deg), the PC rotation by
+/// the aperture PA and RADESYS (docs/conventions.md, core/wcs.hpp). WCSAXES is the caller's.
+/// Shared by the cube and the map products.
+void write_celestial_wcs(FitsFile& f, const SpatialGrid& grid, const SkyFrame& sky);
+
 }  // namespace slitstep

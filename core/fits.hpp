@@ -177,4 +177,5 @@ class FitsFile {
 /// are currently open for reading.
 void ensure_output_is_not_an_input(const std::string& output, const std::vector<std::string>& inputs);
 
+
 }  // namespace slitstep

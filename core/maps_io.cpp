@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <variant>
 
+#include "core/cube_io.hpp"
 #include "core/error.hpp"
 #include "core/fits.hpp"
 #include "core/units.hpp"
@@ -60,24 +61,9 @@ std::vector<std::string> config_cards(const std::string& text) {
 
 void write_wcs2d(FitsFile& f, const MapProduct& m) {
   const double p = m.spatial.pixel_arcsec;
-  const Angle a = Angle::from_deg(m.sky.aperture_pa_deg);
   f.write_key("WCSAXES", 2L, "number of WCS axes");
   if (m.celestial) {
-    f.write_key("CTYPE1", "RA---TAN", "right ascension, gnomonic projection");
-    f.write_key("CTYPE2", "DEC--TAN", "declination, gnomonic projection");
-    f.write_key("CUNIT1", "deg", "unit of CRVAL1 and CDELT1");
-    f.write_key("CUNIT2", "deg", "unit of CRVAL2 and CDELT2");
-    f.write_key("CRPIX1", 1.0 - m.spatial.x0_arcsec / p, "FITS pixel (1-based) of the aperture origin x = 0");
-    f.write_key("CRPIX2", 1.0 - m.spatial.y0_arcsec / p, "FITS pixel (1-based) of the aperture origin y = 0");
-    f.write_key("CRVAL1", m.sky.ra_deg, "[deg] RA of the aperture origin");
-    f.write_key("CRVAL2", m.sky.dec_deg, "[deg] Dec of the aperture origin");
-    f.write_key("CDELT1", -p / 3600.0, "[deg] -pixel size (x = west at PA 0)");
-    f.write_key("CDELT2", p / 3600.0, "[deg] pixel size");
-    f.write_key("PC1_1", a.cos(), "cos(PA)");
-    f.write_key("PC1_2", -a.sin(), "-sin(PA)");
-    f.write_key("PC2_1", a.sin(), "sin(PA)");
-    f.write_key("PC2_2", a.cos(), "cos(PA)");
-    f.write_key("RADESYS", "ICRS", "celestial reference frame");
+    write_celestial_wcs(f, m.spatial, m.sky);
   } else {
     // No sky position is known: linear offsets (arcsec) in the aperture frame.
     f.write_key("CTYPE1", "XOFFSET", "offset along x of the aperture frame");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/normal_cdf.hpp"
 #include "core/units.hpp"
 
 namespace slitstep {
@@ -11,40 +12,8 @@ namespace {
 
 std::size_t li(LineId id) { return static_cast<std::size_t>(id); }
 
-// Normal CDF on [-8.5, 8.5], 128 nodes per unit, cubic Hermite with exact derivatives at the
-// nodes (error < 2e-11); exactly 0 / 1 outside.
-class CdfTable {
- public:
-  static constexpr double kT = 8.5;
-  static constexpr double kPerUnit = 128.0;
-  static constexpr int kN = static_cast<int>(2 * kT * kPerUnit) + 1;
-  CdfTable() {
-    for (int k = 0; k < kN; ++k) {
-      const double t = -kT + k / kPerUnit;
-      c_[k] = 0.5 * std::erfc(-t / std::sqrt(2.0));
-      d_[k] = std::exp(-0.5 * t * t) / std::sqrt(2.0 * kPi) / kPerUnit;
-    }
-  }
-  double operator()(double t) const {
-    if (t <= -kT) return 0.0;
-    if (t >= kT) return 1.0;
-    const double u = (t + kT) * kPerUnit;
-    int k = static_cast<int>(u);
-    if (k > kN - 2) k = kN - 2;
-    const double f = u - k, f2 = f * f, f3 = f2 * f;
-    return (2 * f3 - 3 * f2 + 1) * c_[k] + (f3 - 2 * f2 + f) * d_[k] + (-2 * f3 + 3 * f2) * c_[k + 1] +
-           (f3 - f2) * d_[k + 1];
-  }
-
- private:
-  double c_[kN];
-  double d_[kN];
-};
-
-const CdfTable& cdf_table() {
-  static const CdfTable t;
-  return t;
-}
+using CdfTable = NormalCdfTable;
+const CdfTable& cdf_table() { return normal_cdf_table(); }
 
 constexpr double kGl3x[3] = {-0.7745966692414834, 0.0, 0.7745966692414834};
 constexpr double kGl3w[3] = {5.0 / 9.0, 8.0 / 9.0, 5.0 / 9.0};
