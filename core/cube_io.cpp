@@ -447,6 +447,25 @@ double air_to_vacuum_angstrom(double air) {
   return vac;
 }
 
+void write_product_primary(FitsFile& f, const ProductMeta& meta) {
+  f.create_empty_primary();
+  f.write_key("ORIGIN", kOrigin, "software that wrote this file");
+  f.write_key("SOFTVER", meta.software_version.empty() ? std::string(kVersion) : meta.software_version,
+              "slitstep version");
+  f.write_key("PRODTYPE", meta.product_type, "slitstep product type");
+  f.write_key("SEED", std::to_string(meta.seed), "random seed (decimal, unsigned 64-bit)");
+  f.write_date(meta.date);
+  for (const auto& card : meta.extra_cards)
+    std::visit([&](const auto& v) { f.write_key(card.key, v, card.comment); }, card.value);
+  const auto cfg = encode_config_cards(meta.config_text);
+  f.write_key("CFGCARDS", static_cast<long>(cfg.size()), "COMMENT cards holding the configuration");
+  f.write_key("CFGBYTES", static_cast<long>(meta.config_text.size()), "bytes of configuration text");
+  f.write_comment("The effective configuration follows: one text line per 'cfg> ' card,");
+  f.write_comment("A 'cfg+ ' card continues its line on the next one; escapes \\\\ and \\xHH.");
+  f.write_comment("Decoding: docs/formats.md (slitstep::read_product_config).");
+  for (const auto& card : cfg) f.write_comment(card);
+}
+
 void write_cube(const Cube& cube, const std::string& path, const ProductMeta& meta) {
   cube.validate();
   const int nx = cube.nx(), ny = cube.ny();
@@ -455,23 +474,7 @@ void write_cube(const Cube& cube, const std::string& path, const ProductMeta& me
 
   FitsFile f = FitsFile::create(path);
   // ---- primary HDU: provenance and configuration
-  f.create_empty_primary();
-  f.write_key("ORIGIN", kOrigin, "software that wrote this file");
-  f.write_key("SOFTVER", meta.software_version.empty() ? std::string(kVersion) : meta.software_version,
-              "slitstep version");
-  f.write_key("PRODTYPE", meta.product_type, "slitstep product type");
-  f.write_key("SEED", std::to_string(meta.seed), "random seed (decimal, unsigned 64-bit)");
-  f.write_date(meta.date);
-  for (const auto& card : meta.extra_cards) {
-    std::visit([&](const auto& v) { f.write_key(card.key, v, card.comment); }, card.value);
-  }
-  const auto cfg = encode_config_cards(meta.config_text);
-  f.write_key("CFGCARDS", static_cast<long>(cfg.size()), "COMMENT cards holding the configuration");
-  f.write_key("CFGBYTES", static_cast<long>(meta.config_text.size()), "bytes of configuration text");
-  f.write_comment("The effective configuration follows: one text line per 'cfg> ' card,");
-  f.write_comment("A 'cfg+ ' card continues its line on the next one; escapes \\\\ and \\xHH.");
-  f.write_comment("Decoding: docs/formats.md (slitstep::read_product_config).");
-  for (const auto& c : cfg) f.write_comment(c);
+  write_product_primary(f, meta);
 
   // ---- image extensions
   write_extension(f, "SCI", FitsPixel::kFloat32, dims, cube, cube.bunit, "surface brightness");

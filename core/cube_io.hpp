@@ -124,6 +124,10 @@ ProductMeta read_product_meta(const std::string& path);
 double air_to_vacuum_angstrom(double air_angstrom);
 
 class FitsFile;
+/// Writes the empty primary HDU every slitstep product starts with: ORIGIN, SOFTVER, PRODTYPE,
+/// SEED, DATE, meta.extra_cards, and the configuration text as COMMENT cards (the encoding that
+/// read_product_config decodes; docs/formats.md). Shared by the cube and the map products.
+void write_product_primary(FitsFile& f, const ProductMeta& meta);
 /// Writes the celestial part of a slitstep WCS (axes 1 and 2) into the current HDU: RA---TAN /
 /// DEC--TAN about the aperture origin, CDELT1 = -pixel, CDELT2 = +pixel (deg), the PC rotation by
 /// the aperture PA and RADESYS (docs/conventions.md, core/wcs.hpp). WCSAXES is the caller's.

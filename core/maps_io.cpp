@@ -20,45 +20,6 @@ std::string upper(std::string s) {
   return s;
 }
 
-// The configuration text as COMMENT cards, in the encoding documented in docs/formats.md §1.3
-// (the one read_product_config decodes): each text line escaped to printable ASCII ('\' -> "\\",
-// other bytes -> "\xHH", a card-final blank -> "\x20"), cut into <= 64-character chunks; every
-// chunk but a line's last goes on a "cfg+ " card, the last on a "cfg> " card.
-std::vector<std::string> config_cards(const std::string& text) {
-  constexpr std::size_t kChunk = 64;
-  std::vector<std::string> cards;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t nl = text.find('\n', start);
-    const std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-    std::vector<std::string> tok;
-    for (unsigned char c : line) {
-      if (c == '\\') {
-        tok.emplace_back("\\\\");
-      } else if (c >= 0x20 && c <= 0x7E) {
-        tok.emplace_back(1, static_cast<char>(c));
-      } else {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\x%02X", c);
-        tok.emplace_back(buf);
-      }
-    }
-    std::size_t t = 0;
-    do {
-      std::string chunk;
-      while (t < tok.size() && chunk.size() + tok[t].size() <= kChunk) chunk += tok[t++];
-      if (!chunk.empty() && chunk.back() == ' ') {
-        chunk.pop_back();
-        chunk += "\\x20";
-      }
-      cards.push_back(std::string(t < tok.size() ? "cfg+ " : "cfg> ") + chunk);
-    } while (t < tok.size());
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
-  return cards;
-}
-
 void write_wcs2d(FitsFile& f, const MapProduct& m) {
   const double p = m.spatial.pixel_arcsec;
   f.write_key("WCSAXES", 2L, "number of WCS axes");
@@ -126,23 +87,9 @@ void write_maps(const MapProduct& m, const std::string& path, const ProductMeta&
   m.validate();
   const std::vector<long> dims = {m.spatial.nx, m.spatial.ny};
   FitsFile f = FitsFile::create(path);
-  f.create_empty_primary();
-  f.write_key("ORIGIN", "slitstep", "software that wrote this file");
-  f.write_key("SOFTVER", meta.software_version.empty() ? std::string(kVersion) : meta.software_version,
-              "slitstep version");
-  f.write_key("PRODTYPE", meta.product_type, "slitstep product type");
-  f.write_key("SEED", std::to_string(meta.seed), "random seed (decimal, unsigned 64-bit)");
-  f.write_date(meta.date);
-  for (const auto& card : meta.extra_cards)
-    std::visit([&](const auto& v) { f.write_key(card.key, v, card.comment); }, card.value);
-  f.write_key("NMAPS", static_cast<long>(m.images.size()), "number of map extensions");
-  const auto cfg = config_cards(meta.config_text);
-  f.write_key("CFGCARDS", static_cast<long>(cfg.size()), "COMMENT cards holding the configuration");
-  f.write_key("CFGBYTES", static_cast<long>(meta.config_text.size()), "bytes of configuration text");
-  f.write_comment("The effective configuration follows: one text line per 'cfg> ' card,");
-  f.write_comment("A 'cfg+ ' card continues its line on the next one; escapes \\\\ and \\xHH.");
-  f.write_comment("Decoding: docs/formats.md (slitstep::read_product_config).");
-  for (const auto& c : cfg) f.write_comment(c);
+  ProductMeta primary = meta;
+  primary.extra_cards.push_back({"NMAPS", static_cast<long>(m.images.size()), "number of map extensions"});
+  write_product_primary(f, primary);
 
   for (const MapImage& im : m.images) {
     if (im.integer) {

@@ -54,22 +54,6 @@ double multi_gauss_profile(const GenericIfuConfig& c, double r) {
   return s;
 }
 
-double image_fwhm_pixels(const PsfImage& im) {
-  double s = 0, sx = 0, sy = 0;
-  for (int y = 0; y < im.ny; ++y)
-    for (int x = 0; x < im.nx; ++x) {
-      const double v = im.values[static_cast<std::size_t>(y) * im.nx + x];
-      s += v, sx += v * x, sy += v * y;
-    }
-  const double mx = sx / s, my = sy / s;
-  double r2 = 0;
-  for (int y = 0; y < im.ny; ++y)
-    for (int x = 0; x < im.nx; ++x) {
-      const double v = im.values[static_cast<std::size_t>(y) * im.nx + x];
-      r2 += v * ((x - mx) * (x - mx) + (y - my) * (y - my));
-    }
-  return kFwhmPerSigma * std::sqrt(0.5 * r2 / s);
-}
 
 // g(t) = Psi(|t|) - |t| with Psi(t) = t Phi(t) + phi(t): the smooth part of the antiderivative of
 // Phi (Psi(t) = max(t, 0) + g(t) exactly).
@@ -251,7 +235,7 @@ double generic_ifu_psf_fwhm_arcsec(const GenericIfuConfig& c, const PsfImage* im
     }
     return lo + hi;  // 2 * half-width
   }
-  if (c.psf_model == "file" && image) return image_fwhm_pixels(*image) * c.psf_file_pixel_arcsec;
+  if (c.psf_model == "file" && image) return psf_image_fwhm_pixels(*image) * c.psf_file_pixel_arcsec;
   return 0.0;
 }
 

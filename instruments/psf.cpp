@@ -47,22 +47,6 @@ double bilinear(const PsfImage& im, double fx, double fy) {
   return (1 - ty) * ((1 - tx) * v(ix, iy) + tx * v(ix + 1, iy)) + ty * ((1 - tx) * v(ix, iy + 1) + tx * v(ix + 1, iy + 1));
 }
 
-double image_fwhm_pixels(const PsfImage& im) {
-  double s = 0, sx = 0, sy = 0;
-  for (int y = 0; y < im.ny; ++y)
-    for (int x = 0; x < im.nx; ++x) {
-      const double v = im.values[static_cast<std::size_t>(y) * im.nx + x];
-      s += v, sx += v * x, sy += v * y;
-    }
-  const double mx = sx / s, my = sy / s;
-  double r2 = 0;
-  for (int y = 0; y < im.ny; ++y)
-    for (int x = 0; x < im.nx; ++x) {
-      const double v = im.values[static_cast<std::size_t>(y) * im.nx + x];
-      r2 += v * ((x - mx) * (x - mx) + (y - my) * (y - my));
-    }
-  return kFwhmPerSigma * std::sqrt(0.5 * r2 / s);
-}
 
 }  // namespace
 
@@ -210,7 +194,7 @@ PsfConvolver::PsfConvolver(const PsfConfig& c, const SpatialGrid& spatial, const
   PsfImage image;
   if (c.model == "file") {
     image = read_psf_image(c.file);
-    file_fwhm_arcsec_ = image_fwhm_pixels(image) * c.file_pixel_arcsec;
+    file_fwhm_arcsec_ = psf_image_fwhm_pixels(image) * c.file_pixel_arcsec;
   }
   enabled_ = c.model != "none" && nl_ > 0;
   if (!enabled_) return;
@@ -507,6 +491,23 @@ void PsfConvolver::apply_direct(const std::vector<double>& in, std::vector<doubl
         out[(static_cast<std::size_t>(j) * nx_ + i) * nl_ + k] = s;
       }
   }
+}
+
+double psf_image_fwhm_pixels(const PsfImage& im) {
+  double s = 0, sx = 0, sy = 0;
+  for (int y = 0; y < im.ny; ++y)
+    for (int x = 0; x < im.nx; ++x) {
+      const double v = im.values[static_cast<std::size_t>(y) * im.nx + x];
+      s += v, sx += v * x, sy += v * y;
+    }
+  const double mx = sx / s, my = sy / s;
+  double r2 = 0;
+  for (int y = 0; y < im.ny; ++y)
+    for (int x = 0; x < im.nx; ++x) {
+      const double v = im.values[static_cast<std::size_t>(y) * im.nx + x];
+      r2 += v * ((x - mx) * (x - mx) + (y - my) * (y - my));
+    }
+  return kFwhmPerSigma * std::sqrt(0.5 * r2 / s);
 }
 
 }  // namespace slitstep

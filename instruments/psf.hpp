@@ -68,6 +68,8 @@ struct PsfImage {
 };
 /// Reads a 2-D PSF image through core/fits (first HDU with NAXIS = 2). InputError naming the file.
 PsfImage read_psf_image(const std::string& path);
+/// Equivalent Gaussian FWHM (pixels) of a tabulated PSF image from its second moments.
+double psf_image_fwhm_pixels(const PsfImage& image);
 
 /// The kernel at `wavelength_um` on pixels of `pixel_arcsec`. `image` is required for "file".
 PsfKernel make_psf_kernel(const PsfConfig& c, double wavelength_um, double pixel_arcsec,

@@ -17,13 +17,6 @@ using namespace slitstep::test;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 int lines_of(const std::string& s) {
   int n = 0;
   for (char c : s) n += c == '\n';
@@ -56,7 +49,7 @@ TEST(CliAnalyze, DefaultProductGivesTableAndFourProducts) {
     EXPECT_TRUE(std::filesystem::exists(dir.file(std::string("out/") + f))) << f;
   const auto fv = run_command("fitsverify -q " + dir.file("out/maps.fits"));
   EXPECT_NE(fv.output.find("verification OK"), std::string::npos) << fv.output;
-  const std::string js = read_all(dir.file("out/summary.json"));
+  const std::string js = read_text(dir.file("out/summary.json"));
   for (const char* k : {"gradient_dex_per_kpc", "gradient_dex_per_re", "rmse_dex", "n_spaxels_sf", "classification",
                         "center_arcsec", "vc_kms", "rt_arcsec", "sigma0_kms", "v_over_sigma", "inclination_deg",
                         "pa_deg", "mdyn_msun", "status"})
@@ -69,7 +62,7 @@ TEST(CliAnalyze, DefaultProductGivesTableAndFourProducts) {
   // Same input, same products (deterministic, thread count irrelevant).
   const auto r1 = run_cli("analyze " + default_cube() + " -o " + dir.file("out1") + " --threads 1");
   ASSERT_EQ(r1.exit_code, 0) << r1.output;
-  EXPECT_EQ(read_all(dir.file("out1/spaxels.csv")), read_all(dir.file("out/spaxels.csv")));
+  EXPECT_EQ(read_text(dir.file("out1/spaxels.csv")), read_text(dir.file("out/spaxels.csv")));
 }
 
 TEST(CliAnalyze, ConfigTablesAreReadAndUnknownKeysRefused) {
@@ -127,7 +120,7 @@ TEST(CliPopulation, PaperLikeSampleAndBadCsvs) {
   const auto r = run_cli("population " + dir.file("s.csv") + " -o " + dir.file("out"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("%s\n", r.output.c_str());
-  const std::string js = read_all(dir.file("out/population.json"));
+  const std::string js = read_text(dir.file("out/population.json"));
   for (const char* k : {"\"slope\":", "\"intercept\":", "\"pearson_r\":", "\"pearson_p\":", "\"rms_dex_per_kpc\":"})
     EXPECT_NE(js.find(k), std::string::npos) << k;
   EXPECT_NE(js.find("\"n_bootstrap\": 1000"), std::string::npos);

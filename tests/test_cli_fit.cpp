@@ -23,13 +23,6 @@ using namespace slitstep::test;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The number after "key": (inside the object that starts at the first "within": when given).
 double json_number(const std::string& js, const std::string& key, const std::string& within = "") {
   std::size_t p = 0;
@@ -113,7 +106,7 @@ TEST(CliFit, SmallSlitsteppingProductEndToEndWithSampler) {
                          " --threads 2 --sample --walkers 24 --steps 30 --burn-in 10 --seed 7");
   std::printf("%s\n", r.output.c_str());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const std::string js = read_all(dir.file("fit/fit.json"));
+  const std::string js = read_text(dir.file("fit/fit.json"));
   EXPECT_EQ(json_string(js, "status"), "converged");
   EXPECT_EQ(json_string(js, "instrument"), "slitstep");
   EXPECT_EQ(json_string(js, "space"), "cube");
@@ -161,7 +154,7 @@ TEST(CliFit, SmallSlitsteppingProductEndToEndWithSampler) {
   // Exposure space: the simulate folder (exposures + cube.fits), a few iterations.
   const auto e = run_cli("fit " + dir.file("sim") + " -o " + dir.file("fitexp") + " --threads 2 --max-iterations 4");
   ASSERT_EQ(e.exit_code, 0) << e.output;
-  const std::string je = read_all(dir.file("fitexp/fit.json"));
+  const std::string je = read_text(dir.file("fitexp/fit.json"));
   EXPECT_EQ(json_string(je, "space"), "exposures");
   std::printf("[ info ] exposure space (4 iterations): status %s, vc %.2f\n", json_string(je, "status").c_str(),
               json_number(je, "value", "vc_kms"));
@@ -178,7 +171,7 @@ TEST(CliFit, GenericIfuStatusesNeverSilentNaN) {
   auto r = run_cli("fit " + cube + kIfuFlags + " -o " + dir.file("good"));
   std::printf("%s\n", r.output.c_str());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::string js = read_all(dir.file("good/fit.json"));
+  std::string js = read_text(dir.file("good/fit.json"));
   std::printf("[ info ] IFU fit: %s, vc %.1f +- %.1f, sigma0 %.2f +- %.2f, PA %.2f, i %.2f (%.2f s)\n",
               json_string(js, "status").c_str(), json_number(js, "value", "vc_kms"), json_number(js, "err", "vc_kms"),
               json_number(js, "value", "sigma0_kms"), json_number(js, "err", "sigma0_kms"),
@@ -192,7 +185,7 @@ TEST(CliFit, GenericIfuStatusesNeverSilentNaN) {
                                    "value = 400\n[params.pa_deg]\nvalue = 200\n");
   r = run_cli("fit " + cube + kIfuFlags + " --model " + dir.file("bad.toml") + " -o " + dir.file("bad"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  js = read_all(dir.file("bad/fit.json"));
+  js = read_text(dir.file("bad/fit.json"));
   std::printf("[ info ] bad start: %s (%s)\n", json_string(js, "status").c_str(), json_string(js, "reason").c_str());
   EXPECT_EQ(json_string(js, "status"), "not converged");
   EXPECT_FALSE(json_string(js, "reason").empty());
@@ -201,7 +194,7 @@ TEST(CliFit, GenericIfuStatusesNeverSilentNaN) {
   write_text(dir.file("faceon.toml"), "[params.inclination_deg]\nvalue = 0\nfixed = true\n");
   r = run_cli("fit " + cube + kIfuFlags + " --model " + dir.file("faceon.toml") + " -o " + dir.file("faceon"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  js = read_all(dir.file("faceon/fit.json"));
+  js = read_text(dir.file("faceon/fit.json"));
   std::printf("[ info ] face-on: %s (%s)\n", json_string(js, "status").c_str(), json_string(js, "reason").c_str());
   EXPECT_EQ(json_string(js, "status"), "degenerate");
   EXPECT_NE(json_string(js, "reason").find("vc_kms"), std::string::npos);
@@ -211,7 +204,7 @@ TEST(CliFit, GenericIfuStatusesNeverSilentNaN) {
   write_ifu_cube(noise, ifu_galaxy(), kIfuPeakSnr, 0.0);
   r = run_cli("fit " + noise + kIfuFlags + " -o " + dir.file("noise"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  js = read_all(dir.file("noise/fit.json"));
+  js = read_text(dir.file("noise/fit.json"));
   std::printf("[ info ] no signal: %s (%s)\n", json_string(js, "status").c_str(), json_string(js, "reason").c_str());
   EXPECT_EQ(json_string(js, "status"), "failed");
   EXPECT_NE(json_string(js, "reason").find("signal"), std::string::npos);

@@ -12,13 +12,6 @@ using namespace slitstep::test;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 int count_lines(const std::string& s) {
   int n = 0;
   for (char c : s) n += (c == '\n');
@@ -43,7 +36,7 @@ TEST(CliRender, RendersAConfigIntoValidProducts) {
   const auto r = run_cli("render " + cfg + " -o " + dir.file("out"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto sky = dir.file("out/sky.fits");
-  const auto truth = read_all(dir.file("out/truth.json"));
+  const auto truth = read_text(dir.file("out/truth.json"));
   ASSERT_TRUE(std::filesystem::exists(sky));
   EXPECT_NE(truth.find("\"redshift\": 1.2"), std::string::npos) << truth;
   EXPECT_NE(truth.find("\"inclination_deg\": 40"), std::string::npos);
@@ -69,7 +62,7 @@ TEST(CliRender, DemoWritesSkyCubeAndTruthAndPrintsATable) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("d/sky.fits")));
   EXPECT_TRUE(std::filesystem::exists(dir.file("d/truth.json")));
   EXPECT_NE(r.output.find("180"), std::string::npos) << r.output;  // v_c of the default galaxy
-  const auto truth = read_all(dir.file("d/truth.json"));
+  const auto truth = read_text(dir.file("d/truth.json"));
   EXPECT_NE(truth.find("\"inclination_deg\": 55"), std::string::npos) << truth;
   EXPECT_NE(truth.find("\"re_arcsec\": 0.35"), std::string::npos);
 }

@@ -16,13 +16,6 @@ using namespace slitstep::test;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 int count_lines(const std::string& s) {
   int n = 0;
   for (char c : s) n += (c == '\n');
@@ -51,7 +44,7 @@ TEST(CliSimulate, WritesExposuresCubeAndTruthThatVerify) {
   EXPECT_EQ(n, 63);
   const auto cube = dir.file("out/cube.fits");
   ASSERT_TRUE(std::filesystem::exists(cube));
-  const auto truth = read_all(dir.file("out/truth.json"));
+  const auto truth = read_text(dir.file("out/truth.json"));
   EXPECT_NE(truth.find("\"observation\""), std::string::npos);
   EXPECT_NE(truth.find("\"n_pointings\": 63"), std::string::npos) << truth;
   EXPECT_NE(truth.find("\"seed\": 21"), std::string::npos);

@@ -66,13 +66,6 @@ Cube read_sami() {
   return c;
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 double json_number(const std::string& json, const std::string& key, const std::string& field = "") {
   auto p = json.find("\"" + key + "\":");
   if (p == std::string::npos) return NAN;
@@ -115,7 +108,7 @@ TEST(FitSami, Gama485885ForwardFitAgreesWithPerSpaxelMaps) {
   const auto an = run_cli("analyze " + dir.file("sami.fits") + " --config " + dir.file("sami.toml") +
                           " --redshift 0 --lsf-fwhm-A 1.61 -o " + dir.file("an") + " --threads 2");
   ASSERT_EQ(an.exit_code, 0) << an.output;
-  const std::string js = read_all(dir.file("an/summary.json"));
+  const std::string js = read_text(dir.file("an/summary.json"));
   const double ps_vc = json_number(js, "vc_kms", "value"), ps_vce = json_number(js, "vc_kms", "err");
   const double ps_s0 = json_number(js, "sigma0_kms", "value"), ps_s0e = json_number(js, "sigma0_kms", "err");
   const double ps_pa = json_number(js, "pa_deg");
@@ -206,7 +199,7 @@ TEST(FitSami, Gama485885ForwardFitAgreesWithPerSpaxelMaps) {
                           dir.file("model.toml") + " -o " + dir.file("fit") + " --threads 2");
   std::printf("%s\n", cl.output.c_str());
   ASSERT_EQ(cl.exit_code, 0) << cl.output;
-  const std::string fj = read_all(dir.file("fit/fit.json"));
+  const std::string fj = read_text(dir.file("fit/fit.json"));
   EXPECT_NE(fj.find("\"status\": \"converged\""), std::string::npos);
   auto cli_value = [&](const std::string& name) {
     const auto p = fj.find("\"" + name + "\": {");

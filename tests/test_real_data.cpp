@@ -20,13 +20,6 @@ using namespace slitstep::test;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The number after `"key": ` (or after `"key": {"value": ` when field = "value"/"err"); NaN for
 // null or when absent. summary.json is written by core/json with one member per line.
 double json_number(const std::string& json, const std::string& key, const std::string& field = "") {
@@ -103,7 +96,7 @@ TEST(RealData, GmosNgc3081CentralSpaxelsAreAgn) {
   const auto r = run_cli("analyze " + path + " -o " + dir.file("out") + " --lsf-fwhm-A " + lsf);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("%s\n", r.output.c_str());
-  const std::string js = read_all(dir.file("out/summary.json"));
+  const std::string js = read_text(dir.file("out/summary.json"));
   EXPECT_NEAR(json_number(js, "redshift", "value"), 0.007976, 1e-9);
   EXPECT_EQ(json_string(js, "classification"), "WHAN");  // no Hbeta in 5628-6848 A
   EXPECT_NE(run_command("fitsverify -q " + dir.file("out/maps.fits")).output.find("verification OK"),
@@ -203,7 +196,7 @@ TEST(RealData, SamiGama485885Rotates) {
                          dir.file("out") + " --threads 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("%s\n", r.output.c_str());
-  const std::string js = read_all(dir.file("out/summary.json"));
+  const std::string js = read_text(dir.file("out/summary.json"));
   const double vc = json_number(js, "vc_kms", "value"), vce = json_number(js, "vc_kms", "err");
   const double pa = json_number(js, "pa_deg");
   const double s0 = json_number(js, "sigma0_kms", "value"), s0e = json_number(js, "sigma0_kms", "err");
@@ -259,7 +252,7 @@ TEST(RealData, MuseUdfFaintFieldAnalysedWithoutError) {
   const auto r = run_cli("analyze " + path + " --redshift 0 --lsf-fwhm-A 2.6 -o " + dir.file("out"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("%s\n", r.output.c_str());
-  const std::string js = read_all(dir.file("out/summary.json"));
+  const std::string js = read_text(dir.file("out/summary.json"));
   const std::string status = json_string(js, "status");
   EXPECT_NE(status, "ok");
   EXPECT_NE(status.find("Halpha"), std::string::npos) << status;

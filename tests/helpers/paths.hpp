@@ -33,6 +33,8 @@ struct CommandResult {
 CommandResult run_command(const std::string& command);
 /// Runs the slitstep CLI with the given arguments (already shell-quoted as needed).
 CommandResult run_cli(const std::string& args);
+/// The whole content of a file (empty if it cannot be read).
+std::string read_text(const std::string& path);
 /// Writes text to a file.
 void write_text(const std::string& path, const std::string& text);
 
