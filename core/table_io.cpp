@@ -161,13 +161,20 @@ std::string format_csv_number(double v) {
 
 std::string format_csv(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
   std::string out;
-  for (std::size_t c = 0; c < header.size(); ++c) out += (c ? "," : "") + quote_if_needed(header[c]);
+  // (appended piecewise: GCC 12 warns falsely (-Wrestrict) on const char* + std::string here)
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    if (c) out += ',';
+    out += quote_if_needed(header[c]);
+  }
   out += '\n';
   for (std::size_t r = 0; r < rows.size(); ++r) {
     if (rows[r].size() != header.size())
       throw InvalidOptions("format_csv: row " + std::to_string(r) + " has " + std::to_string(rows[r].size()) +
                            " fields, the header has " + std::to_string(header.size()));
-    for (std::size_t c = 0; c < rows[r].size(); ++c) out += (c ? "," : "") + quote_if_needed(rows[r][c]);
+    for (std::size_t c = 0; c < rows[r].size(); ++c) {
+      if (c) out += ',';
+      out += quote_if_needed(rows[r][c]);
+    }
     out += '\n';
   }
   return out;

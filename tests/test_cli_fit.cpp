@@ -116,7 +116,7 @@ TEST(CliFit, SmallSlitsteppingProductEndToEndWithSampler) {
                         "center_y_arcsec", "re_arcsec", "halpha_flux_cgs", "z0_12logoh", "gradient_dex_per_kpc"}) {
     for (const char* f : {"value", "err", "lower", "upper", "crb"})
       EXPECT_TRUE(std::isfinite(json_number(js, f, p))) << p << "." << f;
-    EXPECT_NE(js.find("\"" + std::string(p) + "\": {"), std::string::npos);
+    EXPECT_NE(js.find(std::string("\"").append(p).append("\": {")), std::string::npos);
   }
   for (const char* d : {"v_over_sigma", "gradient_dex_per_re"}) {
     EXPECT_TRUE(std::isfinite(json_number(js, "value", d))) << d;
