@@ -74,14 +74,8 @@ const SlitstepOperator& op_approx(bool coarse) {
     SlitstepOperatorOptions o;
     o.space = SlitstepOperatorOptions::Space::kExposure;
     o.psf_truncate_sigma = 4.0;
-    SimulationConfig cfg = default_config();
-    if (c) {
-      cfg.scene.render.pixel_arcsec = 0.04;
-      const FieldOfView f = required_field_of_view(cfg.instrument, 0.04);
-      cfg.scene.render.fov_x_arcsec = f.x_arcsec;
-      cfg.scene.render.fov_y_arcsec = f.y_arcsec;
-    }
-    return std::make_unique<SlitstepOperator>(cfg, o);
+    if (c) o.render_pixel_arcsec = 0.04;
+    return std::make_unique<SlitstepOperator>(default_config(), o);
   };
   static const auto fine = make(false);
   static const auto coarse_op = make(true);

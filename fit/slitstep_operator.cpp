@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <optional>
 
@@ -13,8 +14,21 @@
 namespace slitstep {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// Stage timer: the calling thread's CPU time when the evaluation runs on one thread (robust to a
+// loaded machine), wall time otherwise.
+struct Clock {
+  using time_point = double;
+  static inline thread_local bool cpu = false;
+  static double now() {
+    if (cpu) {
+      timespec ts{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+};
+double since(Clock::time_point t) { return Clock::now() - t; }
 
 bool same_grid(const SpatialGrid& a, const SpatialGrid& b) {
   const double tol = 1e-9;
@@ -46,6 +60,12 @@ void SlitstepOperatorOptions::validate() const {
   if (!(psf_truncate_sigma == 0.0 || (psf_truncate_sigma >= 3.0 && psf_truncate_sigma <= 12.0)))
     throw InvalidOptions("SlitstepOperatorOptions.psf_truncate_sigma = " + format_value(psf_truncate_sigma) +
                          ": must be 0 (exact kernel) or in [3, 12]");
+  if (!(support_sigma >= 5.0 && support_sigma <= 12.0))
+    throw InvalidOptions("SlitstepOperatorOptions.support_sigma = " + format_value(support_sigma) +
+                         ": must be in [5, 12]");
+  if (render_pixel_arcsec && !(*render_pixel_arcsec > 0.0 && *render_pixel_arcsec <= 0.1))
+    throw InvalidOptions("SlitstepOperatorOptions.render_pixel_arcsec = " + format_value(*render_pixel_arcsec) +
+                         ": must be in (0, 0.1] arcsec");
   if (edge_margin_columns < 0 || edge_margin_columns > 200)
     throw InvalidOptions("SlitstepOperatorOptions.edge_margin_columns = " + std::to_string(edge_margin_columns) +
                          ": must be in [0, 200]");
@@ -59,6 +79,13 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
   if (!options_.lines.empty()) render_.lines = options_.lines;
   if (render_.lines.empty()) render_.lines = {LineId::kNII6548, LineId::kHalpha, LineId::kNII6584};
   render_.continuum_windows = options_.continuum_windows;
+  if (options_.render_pixel_arcsec) {
+    // the same field, on the coarser pixels (at least what the pointing pattern needs)
+    render_.pixel_arcsec = *options_.render_pixel_arcsec;
+    const FieldOfView f = required_field_of_view(config_.instrument, render_.pixel_arcsec);
+    render_.fov_x_arcsec = std::max(render_.fov_x_arcsec, f.x_arcsec);
+    render_.fov_y_arcsec = std::max(render_.fov_y_arcsec, f.y_arcsec);
+  }
   const GalaxyModel base(config_.scene.galaxy, Cosmology(config_.scene.cosmology));
   if (options_.window_half_width_kms) {
     render_.window_half_width_kms = *options_.window_half_width_kms;
@@ -74,7 +101,9 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
   render_.validate();
   sky_spatial_ = render_spatial_grid(render_);
   sky_spectral_ = render_wavelength_grid(base, render_);
-  instrument_ = std::make_unique<NirspecInstrument>(config_.instrument, sky_spatial_, sky_spectral_);
+  NirspecNumerics numerics;
+  numerics.support_sigma = options_.support_sigma;
+  instrument_ = std::make_unique<NirspecInstrument>(config_.instrument, sky_spatial_, sky_spectral_, numerics);
 
   // Detector columns: live, and +- edge_margin_columns inside one render window.
   const auto& lam = instrument_->column_wavelengths_um();
@@ -162,6 +191,7 @@ std::unique_ptr<ModelOperator::Workspace> SlitstepOperator::make_workspace() con
 }
 
 Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cube* cube_out) const {
+  Clock::cpu = w.threads == 1;
   const auto t_all = Clock::now();
   auto t = Clock::now();
   std::optional<GalaxyModel> model;

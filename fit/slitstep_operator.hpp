@@ -54,13 +54,25 @@ struct SlitstepOperatorOptions {
   double window_extra_kms = 200.0;              // added to the base galaxy's half-width rule
   int edge_margin_columns = 6;                  // columns dropped at each window edge (>= 0)
   // Gaussian PSF: 0 = the simulator's kernel exactly (separable path, = FFT to < 1e-12 of the
-  // peak); > 0 (in [3, 12]) = APPROXIMATION: 1-D factors cut at this many sigma and renormalised
-  // (PsfConvolver::apply_separable; 4 sigma changes values by ~1e-4 of the peak). Off by default.
-  double psf_truncate_sigma = 0.0;
+  // peak; the simulator cuts it at 4 FWHM = 9.4 sigma); > 0 (in [3, 12]) = 1-D factors cut at this
+  // many sigma and renormalised (PsfConvolver::apply_separable). Default 4: values change by
+  // < 3e-6 of the peak, a chi2 distance of 4e-7 from the simulator's model at the MSA-3D depth
+  // (tests/test_slitstep_operator.cpp), and the PSF costs ~40% less.
+  double psf_truncate_sigma = 4.0;
   // Gaussian PSF by two direct 1-D passes (PsfConvolver::apply_separable) instead of the
   // simulator's FFT: the same kernel, equal to < 1e-12 of the peak (not bit for bit). false =
   // the FFT path, bit-identical to the simulator's chain (tests/test_slitstep_operator.cpp).
   bool separable_psf = true;
+  // Gaussian support (sigma, each side) of the instrument's LSF and cross-dispersion profiles
+  // (NirspecNumerics::support_sigma): 6 drops tails < 1e-9 of a profile and is ~1.5x faster than
+  // the simulator's 10; the model differs from the simulator's by < 1e-8 of its peak
+  // (tests/test_slitstep_operator.cpp). [5, 12]
+  double support_sigma = 6.0;
+  // Render pixel (arcsec) of the model's sky cube. Unset: the configuration's [render] pixel (the
+  // simulator's sky, 0.02" by default). Set (e.g. 0.04): an APPROXIMATION that renders the model
+  // on a coarser sky grid (4x fewer voxels at 0.04"); the fitted parameters of the default galaxy
+  // move by a bounded amount (docs/fit.md "Speed"; tests/test_slitstep_operator.cpp). (0, 0.1]
+  std::optional<double> render_pixel_arcsec;
   void validate() const;                        // throws InvalidOptions naming field, value, rule
 };
 
@@ -102,7 +114,8 @@ class SlitstepOperator final : public ModelOperator {
   /// FitProblem over a selection.
   FitProblem make_problem(const Selection& selection, const GalaxyParameterization& param) const;
 
-  /// Time spent per stage by one workspace (accumulated over its evaluations).
+  /// Time spent per stage by one workspace (accumulated over its evaluations): CPU time of the
+  /// calling thread when the workspace runs on one thread (Workspace::threads == 1), else wall time.
   struct StageTimes {
     long evaluations = 0;
     double model_s = 0.0, render_s = 0.0, psf_s = 0.0, observe_s = 0.0, crop_s = 0.0, reconstruct_s = 0.0,

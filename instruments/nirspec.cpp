@@ -11,7 +11,6 @@ namespace slitstep {
 namespace {
 
 constexpr double kFwhmPerSigma = 2.3548200450309493;
-constexpr double kSupportSigmas = 10.0;  // Gaussian support kept on each side (tail < 1e-23)
 
 // ---- config reading helpers ----------------------------------------------------------------
 void get_int(const Section& s, const char* key, int& out, int lo, int hi) {
@@ -151,9 +150,15 @@ NirspecConfig read_nirspec_config(const Section& root) {
 
 // ---- NirspecInstrument --------------------------------------------------------------------
 
+void NirspecNumerics::validate() const {
+  if (!(support_sigma >= 5.0 && support_sigma <= 12.0))
+    throw InvalidOptions("NirspecNumerics.support_sigma = " + format_value(support_sigma) + ": must be in [5, 12]");
+}
+
 NirspecInstrument::NirspecInstrument(const NirspecConfig& config, const SpatialGrid& sky_spatial,
-                                     const WavelengthGrid& sky_spectral)
-    : config_(config), spatial_(sky_spatial), spectral_(sky_spectral) {
+                                     const WavelengthGrid& sky_spectral, const NirspecNumerics& numerics)
+    : numerics_(numerics), config_(config), spatial_(sky_spatial), spectral_(sky_spectral) {
+  numerics_.validate();
   config_.validate();
   spatial_.validate();
   if (spectral_.empty()) throw InvalidOptions("NirspecInstrument: the sky cube's wavelength grid is empty");
@@ -342,8 +347,8 @@ void NirspecInstrument::build_profiles() {
       for (std::size_t k = 0; k < nl; ++k) {
         const double a = u_of_channel_[k] + cols[c].u_lo, b = u_of_channel_[k] + cols[c].u_hi;
         const double sg = sigma_u_[k];
-        const int m_lo = std::max(0, static_cast<int>(std::floor(a - kSupportSigmas * sg)));
-        const int m_hi = std::min(nu_ - 1, static_cast<int>(std::ceil(b + kSupportSigmas * sg)));
+        const int m_lo = std::max(0, static_cast<int>(std::floor(a - numerics_.support_sigma * sg)));
+        const int m_hi = std::min(nu_ - 1, static_cast<int>(std::ceil(b + numerics_.support_sigma * sg)));
         SpectralProfile& P = prof[c * nl + k];
         if (m_lo > m_hi) continue;
         P.m0 = m_lo;
@@ -369,8 +374,8 @@ void NirspecInstrument::build_profiles() {
         std::size_t b = a;
         int r_lo = nv_, r_hi = -1;
         while (b < rows.size() && rows[b].j == rows[a].j) {
-          r_lo = std::min(r_lo, std::max(0, static_cast<int>(std::floor(rows[b].v_lo - kSupportSigmas * sg))));
-          r_hi = std::max(r_hi, std::min(nv_ - 1, static_cast<int>(std::ceil(rows[b].v_hi + kSupportSigmas * sg))));
+          r_lo = std::min(r_lo, std::max(0, static_cast<int>(std::floor(rows[b].v_lo - numerics_.support_sigma * sg))));
+          r_hi = std::max(r_hi, std::min(nv_ - 1, static_cast<int>(std::ceil(rows[b].v_hi + numerics_.support_sigma * sg))));
           ++b;
         }
         if (r_lo <= r_hi) {

@@ -72,15 +72,26 @@ struct RowOverlap {
   double v_hi = 0.0;
 };
 
+/// Numerical settings of the instrument model (not physics; not in the TOML configuration).
+struct NirspecNumerics {
+  // Gaussian support (in sigma, each side) kept in the precomputed spectral (LSF) and
+  // cross-dispersion row profiles. 10 (default, the simulator) drops tails < 1e-23 of a profile;
+  // 6 drops < 1e-9 and makes observe ~1.5x faster (the fitter's choice, docs/fit.md). [5, 12]
+  double support_sigma = 10.0;
+  void validate() const;  // throws InvalidOptions naming field, value and rule
+};
+
 class NirspecInstrument {
  public:
   /// Builds the model; throws InvalidOptions / InputError (tables, PSF file).
-  NirspecInstrument(const NirspecConfig& config, const SpatialGrid& sky_spatial, const WavelengthGrid& sky_spectral);
+  NirspecInstrument(const NirspecConfig& config, const SpatialGrid& sky_spatial, const WavelengthGrid& sky_spectral,
+                    const NirspecNumerics& numerics = {});
   ~NirspecInstrument();
   NirspecInstrument(const NirspecInstrument&) = delete;
   NirspecInstrument& operator=(const NirspecInstrument&) = delete;
 
   const NirspecConfig& config() const { return config_; }
+  const NirspecNumerics& numerics() const { return numerics_; }
   const SpatialGrid& sky_spatial() const { return spatial_; }
   const WavelengthGrid& sky_spectral() const { return spectral_; }
   const Disperser& disperser() const { return *disperser_; }
@@ -162,6 +173,7 @@ class NirspecInstrument {
   void build_geometry();
   void build_profiles();
 
+  NirspecNumerics numerics_;
   NirspecConfig config_;
   SpatialGrid spatial_;
   WavelengthGrid spectral_;

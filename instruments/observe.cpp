@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/simd.hpp"
 #include "instruments/detector.hpp"
 #include "instruments/disperser.hpp"
 
@@ -90,11 +91,17 @@ void init_exposure(const NirspecInstrument& ins, int p, const ColumnSelection& c
   e.seed = 0;
 }
 
-// One pointing, fast path. `buf` is a per-thread scratch of nv * nl doubles. B: the (convolved)
-// sky in Cube layout. Compact: only the selected columns are written (same sums, same order).
-template <bool Compact>
+// One pointing, fast path. B: the (convolved) sky in Cube layout. Scratch per thread: `buf`
+// (nv x nl, C(r, k) of one sky column), `ct` (its transpose, nl x nv) and `strip` (the output
+// columns [u_lo, u_hi] transposed: strip[(u - u_lo) * nv + r], so that the spectral spreading runs
+// along contiguous detector rows). Compact: only the selected columns' range is accumulated and the
+// selected columns are copied out. The summation order of every output value is fixed (sky column
+// by sky column, channel by channel), so results do not depend on the column selection, the thread
+// count or the instruction set the kernel was compiled for (core/simd.hpp).
+SLITSTEP_SIMD_CLONES
 void render_pointing(const NirspecInstrument& ins, const double* B, int p, const ColumnSelection& cs, Exposure& e,
-                     std::vector<double>& buf) {
+                     std::vector<double>& buf, std::vector<double>& ct, std::vector<double>& strip) {
+  const bool compact = cs.compact;
   const SpatialGrid& g = ins.sky_spatial();
   const std::size_t nl = ins.sky_spectral().size();
   const int nv = ins.nv();
@@ -104,22 +111,25 @@ void render_pointing(const NirspecInstrument& ins, const double* B, int p, const
   const auto& sprof = ins.spectral_profiles(s);
   const auto& svals = ins.spectral_values(s);
   const std::size_t nch = ins.num_chunks();
-  const int* map = Compact ? cs.map.data() : nullptr;
+  const int u_lo = cs.u_min, u_hi = cs.u_max;
+  const std::size_t width = static_cast<std::size_t>(u_hi - u_lo + 1);
   buf.assign(static_cast<std::size_t>(nv) * nl, 0.0);
-  double* sci = e.sci.data();
+  ct.resize(static_cast<std::size_t>(nv) * nl);
+  strip.assign(width * static_cast<std::size_t>(nv), 0.0);
   for (std::size_t c = 0; c < cols.size(); ++c) {
     const int i = cols[c].i;
     int r_min = nv, r_max = -1;
+    std::size_t k_first = nl, k_end = 0;
     // 1) collapse sky rows onto detector rows: C(r, k) = sum_j B(i, j, k) Y_j(r)
     for (std::size_t ch = 0; ch < nch; ++ch) {
       std::size_t k0 = ins.chunk_first(ch), k1 = ins.chunk_end(ch);
-      if (Compact) {  // only channels whose spectral profile reaches a selected column
-        while (k0 < k1 && (sprof[c * nl + k0].len == 0 || sprof[c * nl + k0].m0 + sprof[c * nl + k0].len - 1 < cs.u_min ||
-                           sprof[c * nl + k0].m0 > cs.u_max))
+      if (compact) {  // only channels whose spectral profile reaches a selected column
+        while (k0 < k1 && (sprof[c * nl + k0].len == 0 || sprof[c * nl + k0].m0 + sprof[c * nl + k0].len - 1 < u_lo ||
+                           sprof[c * nl + k0].m0 > u_hi))
           ++k0;
         while (k1 > k0 && (sprof[c * nl + k1 - 1].len == 0 ||
-                           sprof[c * nl + k1 - 1].m0 + sprof[c * nl + k1 - 1].len - 1 < cs.u_min ||
-                           sprof[c * nl + k1 - 1].m0 > cs.u_max))
+                           sprof[c * nl + k1 - 1].m0 + sprof[c * nl + k1 - 1].len - 1 < u_lo ||
+                           sprof[c * nl + k1 - 1].m0 > u_hi))
           --k1;
         if (k0 >= k1) continue;
       }
@@ -127,48 +137,57 @@ void render_pointing(const NirspecInstrument& ins, const double* B, int p, const
       const auto& rvals = ins.row_values(d, ch);
       for (const auto& rp : rprof) {
         const double* base = B + (static_cast<std::size_t>(rp.j) * g.nx + i) * nl;
-        bool any = false;
-        for (std::size_t k = k0; k < k1; ++k) any |= (base[k] != 0.0);
-        if (!any) continue;
+        // the spectrum's nonzero range within [k0, k1): adding zeros changes no sum
+        std::size_t a = k0, b = k1;
+        while (a < b && base[a] == 0.0) ++a;
+        if (a == b) continue;
+        while (base[b - 1] == 0.0) --b;
+        k_first = std::min(k_first, a);
+        k_end = std::max(k_end, b);
         r_min = std::min(r_min, rp.r0);
         r_max = std::max(r_max, rp.r0 + rp.len - 1);
         for (int q = 0; q < rp.len; ++q) {
           const double y = rvals[rp.offset + q];
           double* C = buf.data() + static_cast<std::size_t>(rp.r0 + q) * nl;
-          for (std::size_t k = k0; k < k1; ++k) C[k] += y * base[k];
+          for (std::size_t k = a; k < b; ++k) C[k] += y * base[k];
         }
       }
     }
     if (r_max < r_min) continue;
-    // 2) spread every channel onto detector columns with its spectral profile
-    for (std::size_t k = 0; k < nl; ++k) {
+    // 2) spread every channel onto detector columns with its spectral profile, all rows at once
+    const std::size_t R = static_cast<std::size_t>(r_max - r_min + 1);
+    for (std::size_t k = k_first; k < k_end; ++k) {
+      double* t = ct.data() + k * R;
+      for (std::size_t rr = 0; rr < R; ++rr) t[rr] = buf[(static_cast<std::size_t>(r_min) + rr) * nl + k];
+    }
+    for (std::size_t k = k_first; k < k_end; ++k) {
       const auto& P = sprof[c * nl + k];
       if (P.len == 0) continue;
-      int q0 = 0, q1 = P.len;
-      if (Compact) {
-        q0 = std::max(0, cs.u_min - P.m0);
-        q1 = std::min(P.len, cs.u_max - P.m0 + 1);
-        if (q0 >= q1) continue;
-      }
+      const int q0 = std::max(0, u_lo - P.m0);
+      const int q1 = std::min(P.len, u_hi - P.m0 + 1);
+      if (q0 >= q1) continue;
+      const double* ck = ct.data() + k * R;
+      bool any = false;
+      for (std::size_t rr = 0; rr < R; ++rr) any |= (ck[rr] != 0.0);
+      if (!any) continue;
       const double* w = svals.data() + P.offset;
-      for (int r = r_min; r <= r_max; ++r) {
-        const double cval = buf[static_cast<std::size_t>(r) * nl + k];
-        if (cval == 0.0) continue;
-        if (Compact) {
-          double* row = sci + static_cast<std::size_t>(r) * nout;
-          const int* mp = map + P.m0;
-          for (int q = q0; q < q1; ++q) {
-            const int o = mp[q];
-            if (o >= 0) row[o] += cval * w[q];
-          }
-        } else {
-          double* row = sci + static_cast<std::size_t>(r) * nout + P.m0;
-          for (int q = 0; q < P.len; ++q) row[q] += cval * w[q];
-        }
+      for (int q = q0; q < q1; ++q) {
+        const double wq = w[q];
+        double* o = strip.data() + static_cast<std::size_t>(P.m0 + q - u_lo) * static_cast<std::size_t>(nv) +
+                    static_cast<std::size_t>(r_min);
+        for (std::size_t rr = 0; rr < R; ++rr) o[rr] += ck[rr] * wq;
       }
     }
     for (int r = r_min; r <= r_max; ++r)
       std::fill(buf.begin() + static_cast<std::ptrdiff_t>(r) * nl, buf.begin() + static_cast<std::ptrdiff_t>(r + 1) * nl, 0.0);
+  }
+  // 3) the strip into the exposure (rows x output columns)
+  double* sci = e.sci.data();
+  for (int u = u_lo; u <= u_hi; ++u) {
+    const int o = compact ? cs.map[static_cast<std::size_t>(u)] : u;
+    if (o < 0) continue;
+    const double* src = strip.data() + static_cast<std::size_t>(u - u_lo) * static_cast<std::size_t>(nv);
+    for (int r = 0; r < nv; ++r) sci[static_cast<std::size_t>(r) * nout + o] = src[r];
   }
 }
 
@@ -181,14 +200,11 @@ void observe_core(const NirspecInstrument& ins, const double* B, const ObserveOp
   const int nthreads = o.threads > 0 ? o.threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nthreads)
   {
-    std::vector<double> buf;
+    std::vector<double> buf, ct, strip;
 #pragma omp for schedule(dynamic, 1)
     for (int q = 0; q < n; ++q) {
       init_exposure(ins, sel[q], cs, out[q]);
-      if (cs.compact)
-        render_pointing<true>(ins, B, sel[q], cs, out[q], buf);
-      else
-        render_pointing<false>(ins, B, sel[q], cs, out[q], buf);
+      render_pointing(ins, B, sel[q], cs, out[q], buf, ct, strip);
     }
   }
 }

@@ -8,9 +8,10 @@
 #include <filesystem>
 #include <mutex>
 
-#include "core/fftw_planner.hpp"
 #include "core/error.hpp"
+#include "core/fftw_planner.hpp"
 #include "core/fits.hpp"
+#include "core/simd.hpp"
 #include "core/units.hpp"
 
 namespace slitstep {
@@ -353,6 +354,7 @@ struct Line1D {
   std::size_t nl;
 };
 
+SLITSTEP_SIMD_CLONES
 void pass_line(const Line1D& L, std::size_t base, std::size_t stride, int n, const std::vector<std::vector<double>>& h,
                const std::vector<std::size_t>& ch_first, const std::vector<std::size_t>& ch_end, const char* need) {
   const std::size_t nl = L.nl;
