@@ -18,7 +18,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 using Clock = std::chrono::steady_clock;
-using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 std::string fmt(double v) { return format_value(v); }
 std::string fmt_short(double v) {
@@ -100,39 +99,136 @@ CurvatureInverse invert_curvature(const Eigen::MatrixXd& H, const std::vector<st
   return out;
 }
 
-// Our own Ceres cost: residuals through the operator; Jacobian by parallel finite differences.
+// H = J^T J and (if r) g = J^T r of a column-major m x n Jacobian, by vectorised dot products over
+// cache-sized row blocks (Eigen's matrix product is very slow for this m >> n shape).
+void normal_equations(const double* jcol, std::size_t m, std::size_t n, const double* r, Eigen::MatrixXd& H,
+                      Eigen::VectorXd* g) {
+  using Vec = Eigen::Map<const Eigen::VectorXd>;
+  const auto ni = static_cast<Eigen::Index>(n);
+  H.setZero(ni, ni);
+  if (g) g->setZero(ni);
+  constexpr std::size_t kRows = 2048;
+  for (std::size_t q0 = 0; q0 < m; q0 += kRows) {
+    const auto len = static_cast<Eigen::Index>(std::min(kRows, m - q0));
+    for (std::size_t i = 0; i < n; ++i) {
+      const Vec ci(jcol + i * m + q0, len);
+      for (std::size_t j = 0; j <= i; ++j)
+        H(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) += ci.dot(Vec(jcol + j * m + q0, len));
+      if (g) (*g)[static_cast<Eigen::Index>(i)] += ci.dot(Vec(r + q0, len));
+    }
+  }
+  for (Eigen::Index i = 0; i < ni; ++i)
+    for (Eigen::Index j = 0; j < i; ++j) H(j, i) = H(i, j);
+}
+
+// The (n + 1)-row equivalent of a least-squares problem at one point: from H = J^T J, g = J^T r
+// and rr = r^T r, a J' ((n + 1) x n, row-major) and r' (n + 1) with J'^T J' = H, J'^T r' = g and
+// |r'|^2 = rr (to rounding). Through the correlation-form eigen-decomposition H = D V L V^T D:
+// J' = L^1/2 V^T D, r' = L^-1/2 V^T D^-1 g, the last row of r' carries the rest of rr. Directions
+// with a (numerically) zero eigenvalue get zero rows (g has no component there).
+void reduce_least_squares(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, double rr, double* jr, double* rv) {
+  const Eigen::Index n = H.rows();
+  Eigen::VectorXd d(n);
+  for (Eigen::Index i = 0; i < n; ++i) d[i] = H(i, i) > 0.0 ? std::sqrt(H(i, i)) : 1.0;
+  Eigen::MatrixXd C(n, n);
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (Eigen::Index j = 0; j < n; ++j) C(i, j) = H(i, j) / (d[i] * d[j]);
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(C);
+  const Eigen::VectorXd& lam = es.eigenvalues();
+  const Eigen::MatrixXd& V = es.eigenvectors();
+  const double lmax = lam[n - 1];
+  std::fill(jr, jr + (n + 1) * n, 0.0);
+  std::fill(rv, rv + n + 1, 0.0);
+  double explained = 0.0;
+  for (Eigen::Index e = 0; e < n; ++e) {
+    if (!(lam[e] > 1e-13 * lmax) || !(lam[e] > 0.0)) continue;
+    const double sl = std::sqrt(lam[e]);
+    double u = 0.0;
+    for (Eigen::Index j = 0; j < n; ++j) {
+      jr[e * n + j] = sl * V(j, e) * d[j];
+      u += V(j, e) * g[j] / d[j];
+    }
+    rv[e] = u / sl;
+    explained += rv[e] * rv[e];
+  }
+  rv[n] = std::sqrt(std::max(0.0, rr - explained));
+}
+
+// Our own Ceres cost: residuals through the operator; Jacobian by parallel finite differences
+// (FitOptions::fd_iterations, analytic columns for proportional parameters), cached with the
+// residuals of the last point (Ceres asks for the residuals of a candidate, then for the Jacobian
+// of the same point when it accepts it). With FitOptions::reduce_residuals it hands Ceres the
+// (n + 1)-row equivalent (reduce_least_squares): at a point without Jacobian, r' = (|r|, 0, ...).
 class ForwardCost final : public ceres::CostFunction {
  public:
-  ForwardCost(ProblemEvaluator& ev, const std::vector<double>& scale, double step, int threads)
-      : ev_(ev), scale_(scale), step_(step), threads_(threads) {
-    set_num_residuals(static_cast<int>(ev.num_residuals()));
-    mutable_parameter_block_sizes()->push_back(static_cast<int>(scale.size()));
+  ForwardCost(ProblemEvaluator& ev, const std::vector<double>& scale, const FitOptions& o, int threads)
+      : ev_(ev), scale_(scale), step_(o.fd_step), scheme_(o.fd_iterations), linear_(o.linear_columns),
+        reduce_(o.reduce_residuals), threads_(threads), m_(ev.num_residuals()) {
+    const std::size_t n = scale.size();
+    set_num_residuals(static_cast<int>(reduce_ ? n + 1 : m_));
+    mutable_parameter_block_sizes()->push_back(static_cast<int>(n));
+  }
+  /// Hands over the residuals and (column-major) Jacobian already computed at theta.
+  void seed(const std::vector<double>& theta, const std::vector<double>& r, const std::vector<double>& jcol) {
+    last_theta_ = theta;
+    last_r_ = r;
+    jcol_ = jcol;
+    have_r_ = have_j_ = true;
   }
   bool Evaluate(double const* const* parameters, double* residuals, double** jacobians) const override {
-    const std::size_t n = scale_.size(), m = ev_.num_residuals();
+    const std::size_t n = scale_.size();
     std::vector<double> theta(n);
     for (std::size_t i = 0; i < n; ++i) theta[i] = parameters[0][i] * scale_[i];
-    const bool same = have_last_ && std::equal(theta.begin(), theta.end(), last_theta_.begin());
-    if (jacobians && jacobians[0]) {
-      if (same) std::copy(last_r_.begin(), last_r_.end(), residuals);
-      const Status st = ev_.jacobian(theta.data(), step_, jacobians[0], residuals, same);
+    const bool same = have_r_ && std::equal(theta.begin(), theta.end(), last_theta_.begin());
+    const bool want_j = jacobians && jacobians[0];
+    if (!same) {
+      have_r_ = have_j_ = false;
+      last_r_.resize(m_);
+      Status st;
+      if (want_j) {
+        jcol_.resize(m_ * n);
+        st = ev_.jacobian(theta.data(), step_, scheme_, linear_, jcol_.data(), last_r_.data(), false, true);
+        have_j_ = st.ok();
+      } else {
+        st = ev_.residuals(theta.data(), last_r_.data(), 0, threads_);
+      }
       if (!st.ok()) {
         last_error_ = st.message;
         return false;
       }
-    } else if (same) {
-      std::copy(last_r_.begin(), last_r_.end(), residuals);
-      return true;
-    } else {
-      const Status st = ev_.residuals(theta.data(), residuals, 0, threads_);
+      last_theta_ = theta;
+      have_r_ = true;
+    } else if (want_j && !have_j_) {
+      jcol_.resize(m_ * n);
+      const Status st = ev_.jacobian(theta.data(), step_, scheme_, linear_, jcol_.data(), last_r_.data(), true, true);
       if (!st.ok()) {
         last_error_ = st.message;
         return false;
       }
+      have_j_ = true;
     }
-    last_theta_ = theta;
-    last_r_.assign(residuals, residuals + m);
-    have_last_ = true;
+    const Eigen::Map<const Eigen::VectorXd> r(last_r_.data(), static_cast<Eigen::Index>(m_));
+    if (!reduce_) {
+      if (residuals) std::copy(last_r_.begin(), last_r_.end(), residuals);
+      if (want_j)
+        for (std::size_t q = 0; q < m_; ++q)
+          for (std::size_t i = 0; i < n; ++i) jacobians[0][q * n + i] = jcol_[i * m_ + q];
+      return true;
+    }
+    const double rr = r.squaredNorm();
+    if (!want_j) {
+      if (residuals) {
+        std::fill(residuals, residuals + n + 1, 0.0);
+        residuals[0] = std::sqrt(rr);
+      }
+      return true;
+    }
+    Eigen::MatrixXd H;
+    Eigen::VectorXd g;
+    normal_equations(jcol_.data(), m_, n, last_r_.data(), H, &g);
+    std::vector<double> rv(n + 1);
+    reduce_least_squares(H, g, rr, jacobians[0], rv.data());
+    if (residuals) std::copy(rv.begin(), rv.end(), residuals);
     return true;
   }
   const std::string& last_error() const { return last_error_; }
@@ -141,9 +237,12 @@ class ForwardCost final : public ceres::CostFunction {
   ProblemEvaluator& ev_;
   std::vector<double> scale_;
   double step_;
+  FiniteDifferences scheme_;
+  bool linear_, reduce_;
   int threads_;
-  mutable bool have_last_ = false;
-  mutable std::vector<double> last_theta_, last_r_;
+  std::size_t m_;
+  mutable bool have_r_ = false, have_j_ = false;
+  mutable std::vector<double> last_theta_, last_r_, jcol_;
   mutable std::string last_error_;
 };
 
@@ -157,6 +256,10 @@ BoundState bound_state(double v, double lo, double hi, double scale) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+
+const char* finite_differences_name(FiniteDifferences d) {
+  return d == FiniteDifferences::kForward ? "forward" : "central";
+}
 
 const char* fit_status_name(FitStatus s) {
   switch (s) {
@@ -266,6 +369,23 @@ ProblemEvaluator::ProblemEvaluator(const FitProblem& problem, int threads) : p_(
   scale_ = problem.param.free_scales();
   lower_ = problem.param.free_lower();
   upper_ = problem.param.free_upper();
+  wd_.resize(used_.size());
+  for (std::size_t q = 0; q < used_.size(); ++q) wd_[q] = problem.data[used_[q]] * problem.inv_sigma[used_[q]];
+  const auto& specs = problem.param.specs();
+  const std::vector<int> fidx = problem.param.free_indices();
+  for (int k : prior_) prior_sigma_.push_back(specs[static_cast<std::size_t>(fidx[static_cast<std::size_t>(k)])].prior.sigma);
+  // Parameters the operator is proportional to (judged at the start: the structure - clumps, AGN,
+  // ... - does not change during a fit).
+  const std::vector<double> start = problem.param.start();
+  GalaxyParams at;
+  try {
+    at = problem.param.to_params(start.data());
+  } catch (const std::exception&) {
+    return;  // a bad start is reported by the fitter
+  }
+  const std::vector<std::string> names = problem.param.free_names();
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (problem.op->proportional_to(names[i], at)) linear_.push_back(static_cast<int>(i));
 }
 
 ProblemEvaluator::~ProblemEvaluator() = default;
@@ -308,68 +428,167 @@ double ProblemEvaluator::log_likelihood(const double* theta, int slot, int inner
 }
 
 Status ProblemEvaluator::jacobian(const double* theta, double step, double* jac, double* r0, bool r0_valid) {
-  const std::size_t n = scale_.size(), m = num_residuals();
-  // points: index 0 = centre, then (plus, minus) per parameter
-  struct Point {
-    std::vector<double> theta;
-    bool centre = false;
+  return jacobian(theta, step, FiniteDifferences::kCentral, false, jac, r0, r0_valid, false);
+}
+
+Status ProblemEvaluator::jacobian(const double* theta, double step, FiniteDifferences scheme, bool linear_columns,
+                                  double* jac, double* r0, bool r0_valid, bool column_major) {
+  const std::size_t n = scale_.size(), m = num_residuals(), nu = used_.size();
+  std::vector<char> analytic(n, 0);
+  if (linear_columns)
+    for (int i : linear_)
+      if (theta[i] != 0.0 && std::isfinite(theta[i])) analytic[static_cast<std::size_t>(i)] = 1;
+  // Two abscissae per finite-difference column (internal units) and the buffer holding the
+  // residuals at each (-1: the centre theta itself). Evaluations at the same theta as the previous
+  // call are reused (e.g. the forward-difference points of the last Ceres iteration for the
+  // central-difference covariance at the solution).
+  const bool same_theta = fd_valid_ && fd_theta_.size() == n && std::equal(theta, theta + n, fd_theta_.begin());
+  if (!same_theta) {
+    fd_keys_.assign(fd_keys_.size(), {n, 0.0});  // every buffer stale
+    centre_valid_ = false;
+  }
+  fd_valid_ = false;
+  std::vector<double> xa(n, 0.0), xb(n, 0.0);
+  std::vector<int> buf_a(n, -1), buf_b(n, -1);
+  struct Task {
+    std::size_t param;
+    double value;  // physical
+    std::size_t buffer;
   };
-  std::vector<double> xp(n), xm(n);
+  std::vector<Task> tasks;
+  std::vector<char> taken(fd_keys_.size(), 0);
+  auto find_buffer = [&](std::size_t i, double v) -> int {
+    for (std::size_t b = 0; b < fd_keys_.size(); ++b)
+      if (fd_keys_[b].first == i && fd_keys_[b].second == v) return static_cast<int>(b);
+    return -1;
+  };
   bool need_centre = r0 != nullptr && !r0_valid;
-  std::vector<int> plus_task(n, -1), minus_task(n, -1);
-  std::vector<Point> tasks;
   for (std::size_t i = 0; i < n; ++i) {
+    if (analytic[i]) {
+      need_centre = true;
+      continue;
+    }
     const double x = theta[i] / scale_[i];
     const double lo = lower_[i] / scale_[i], hi = upper_[i] / scale_[i];
-    xp[i] = std::min(x + step, hi);
-    xm[i] = std::max(x - step, lo);
-    if (!(xp[i] > xm[i]))
+    if (scheme == FiniteDifferences::kForward && x + step <= hi) {
+      xa[i] = x + step, xb[i] = x;
+    } else if (scheme == FiniteDifferences::kForward && x - step >= lo) {
+      xa[i] = x, xb[i] = x - step;
+    } else {
+      xa[i] = std::min(x + step, hi);
+      xb[i] = std::max(x - step, lo);
+    }
+    if (!(xa[i] > xb[i]))
       return Status::Error(StatusCode::kFailed, "finite differences: no room between the bounds of parameter " +
                                                     std::to_string(i));
     for (int side = 0; side < 2; ++side) {
-      const double xv = side == 0 ? xp[i] : xm[i];
+      const double xv = side == 0 ? xa[i] : xb[i];
       if (xv == x) {
         need_centre = true;
         continue;
       }
-      Point pt;
-      pt.theta.assign(theta, theta + n);
-      pt.theta[i] = xv * scale_[i];
-      (side == 0 ? plus_task : minus_task)[i] = static_cast<int>(tasks.size());
-      tasks.push_back(std::move(pt));
+      const double v = xv * scale_[i];
+      int b = find_buffer(i, v);
+      if (b < 0) {
+        tasks.push_back({i, v, 0});
+      } else {
+        taken[static_cast<std::size_t>(b)] = 1;
+      }
+      (side == 0 ? buf_a : buf_b)[i] = b;  // new tasks: filled below
     }
   }
-  std::vector<double> centre_local;
+  // Buffers for the new evaluations: those not reused.
+  {
+    std::size_t b = 0;
+    for (auto& t : tasks) {
+      while (b < taken.size() && taken[b]) ++b;
+      if (b == fd_.size()) {
+        fd_.emplace_back();
+        fd_keys_.push_back({n, 0.0});
+        taken.push_back(0);
+      }
+      fd_[b].resize(m);
+      fd_keys_[b] = {n, 0.0};  // invalid until evaluated
+      taken[b] = 1;
+      t.buffer = b;
+      int& slot_ref = (t.value == xa[t.param] * scale_[t.param]) ? buf_a[t.param] : buf_b[t.param];
+      slot_ref = static_cast<int>(b);
+    }
+  }
   double* centre = r0;
   if (need_centre && !r0) {
-    centre_local.resize(m);
-    centre = centre_local.data();
+    centre_.resize(m);
+    centre = centre_.data();
   }
-  const bool eval_centre = need_centre && !(r0 && r0_valid);
+  bool eval_centre = need_centre && !(r0 && r0_valid);
+  if (eval_centre && same_theta && centre_valid_) {
+    if (centre != centre_.data()) std::copy(centre_.begin(), centre_.end(), centre);
+    eval_centre = false;
+  }
   const int ntask = static_cast<int>(tasks.size()) + (eval_centre ? 1 : 0);
-  std::vector<std::vector<double>> out(tasks.size(), std::vector<double>(m));
   std::vector<Status> st(static_cast<std::size_t>(ntask));
   const int nthreads = std::min(slots(), std::max(1, ntask));
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
   for (int t = 0; t < ntask; ++t) {
     const int slot = omp_get_thread_num();
     const int inner = nthreads == 1 ? slots() : 1;
+    const auto ts = static_cast<std::size_t>(t);
     if (eval_centre && t == ntask - 1) {
-      st[static_cast<std::size_t>(t)] = residuals(theta, centre, slot, inner);
+      st[ts] = residuals(theta, centre, slot, inner);
     } else {
-      st[static_cast<std::size_t>(t)] =
-          residuals(tasks[static_cast<std::size_t>(t)].theta.data(), out[static_cast<std::size_t>(t)].data(), slot, inner);
+      std::vector<double> th(theta, theta + n);
+      th[tasks[ts].param] = tasks[ts].value;
+      st[ts] = residuals(th.data(), fd_[tasks[ts].buffer].data(), slot, inner);
     }
   }
   for (const auto& s : st)
-    if (!s.ok()) return s;
+    if (!s.ok()) return s;  // fd_valid_ stays false: nothing is reused after a failure
+  for (const auto& t : tasks) fd_keys_[t.buffer] = {t.param, t.value};
+  fd_theta_.assign(theta, theta + n);
+  fd_valid_ = true;
+  if (need_centre) {
+    if (centre != centre_.data()) centre_.assign(centre, centre + m);
+    centre_valid_ = true;
+  }
+  // Columns: (r(xa) - r(xb)) / (xa - xb), or analytic: d r_q / d x_i = scale_i (r_q + w_q d_q) / theta_i
+  // on the data rows, d(prior residual)/d x_i = scale_i / sigma on its own prior row.
+  std::vector<const double*> pa(n, nullptr), pb(n, nullptr);
+  std::vector<double> inv(n, 0.0);
   for (std::size_t i = 0; i < n; ++i) {
-    const double x = theta[i] / scale_[i];
-    const double* a = plus_task[i] >= 0 ? out[static_cast<std::size_t>(plus_task[i])].data() : centre;
-    const double* b = minus_task[i] >= 0 ? out[static_cast<std::size_t>(minus_task[i])].data() : centre;
-    const double xa = plus_task[i] >= 0 ? xp[i] : x, xb = minus_task[i] >= 0 ? xm[i] : x;
-    const double inv = 1.0 / (xa - xb);
-    for (std::size_t q = 0; q < m; ++q) jac[q * n + i] = (a[q] - b[q]) * inv;
+    if (analytic[i]) {
+      inv[i] = scale_[i] / theta[i];
+      continue;
+    }
+    pa[i] = buf_a[i] >= 0 ? fd_[static_cast<std::size_t>(buf_a[i])].data() : centre;
+    pb[i] = buf_b[i] >= 0 ? fd_[static_cast<std::size_t>(buf_b[i])].data() : centre;
+    inv[i] = 1.0 / (xa[i] - xb[i]);
+  }
+  auto prior_entry = [&](std::size_t q, std::size_t i) {
+    const std::size_t k = q - nu;
+    return prior_[k] == static_cast<int>(i) ? scale_[i] / prior_sigma_[k] : 0.0;
+  };
+  if (column_major) {
+#pragma omp parallel for num_threads(std::min(nthreads, static_cast<int>(std::max<std::size_t>(n, 1)))) schedule(static)
+    for (std::size_t i = 0; i < n; ++i) {
+      double* c = jac + i * m;
+      const double f = inv[i];
+      if (analytic[i]) {
+        for (std::size_t q = 0; q < nu; ++q) c[q] = f * (centre[q] + wd_[q]);
+        for (std::size_t q = nu; q < m; ++q) c[q] = prior_entry(q, i);
+      } else {
+        const double* a = pa[i];
+        const double* b = pb[i];
+        for (std::size_t q = 0; q < m; ++q) c[q] = (a[q] - b[q]) * f;
+      }
+    }
+  } else {
+    for (std::size_t q = 0; q < m; ++q) {
+      double* row = jac + q * n;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!analytic[i]) row[i] = (pa[i][q] - pb[i][q]) * inv[i];
+        else row[i] = q < nu ? inv[i] * (centre[q] + wd_[q]) : prior_entry(q, i);
+      }
+    }
   }
   return Status::Ok();
 }
@@ -434,8 +653,13 @@ FitResult fit_maximum_likelihood(const FitProblem& problem, const FitOptions& op
     res.chi2_start = res.chi2;
     return finish(FitStatus::kConverged, "no free parameters: chi2 evaluated");
   }
+  // The start as Ceres will see it (x = start / scale, theta = x * scale: equal to the last bit or
+  // one off), so that its Jacobian can be handed to Ceres' iteration 0.
+  std::vector<double> x(n), start_x(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = start[i] / scale[i], start_x[i] = x[i] * scale[i];
   {
-    const Status st = ev.jacobian(start.data(), options.fd_step, J.data(), r.data(), false);
+    const Status st = ev.jacobian(start_x.data(), options.fd_step, options.fd_iterations, options.linear_columns,
+                                  J.data(), r.data(), false, /*column_major=*/true);
     if (!st.ok()) {
       res.n_model_evaluations = ev.evaluations();
       return finish(FitStatus::kFailed, "bad start: the model cannot be evaluated there: " + st.message);
@@ -443,7 +667,7 @@ FitResult fit_maximum_likelihood(const FitProblem& problem, const FitOptions& op
   }
   for (double x : r) res.chi2_start += x * x;
   {
-    const Eigen::Map<const RowMajor> Jm(J.data(), static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(n));
+    const Eigen::Map<const Eigen::MatrixXd> Jm(J.data(), static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(n));
     const Eigen::VectorXd cn = Jm.topRows(res.n_used).colwise().squaredNorm().transpose();
     if (cn.maxCoeff() <= 0.0) {
       res.chi2 = res.chi2_start;
@@ -454,9 +678,8 @@ FitResult fit_maximum_likelihood(const FitProblem& problem, const FitOptions& op
   }
 
   // ---- Ceres ----------------------------------------------------------------------------------
-  std::vector<double> x(n);
-  for (std::size_t i = 0; i < n; ++i) x[i] = start[i] / scale[i];
-  auto* cost = new ForwardCost(ev, scale, options.fd_step, threads);
+  auto* cost = new ForwardCost(ev, scale, options, threads);
+  cost->seed(start_x, r, J);  // Ceres' iteration 0 asks for exactly this point
   ceres::Problem::Options popt;
   popt.cost_function_ownership = ceres::TAKE_OWNERSHIP;
   ceres::Problem cp(popt);
@@ -474,6 +697,10 @@ FitResult fit_maximum_likelihood(const FitProblem& problem, const FitOptions& op
   so.function_tolerance = options.function_tolerance;
   so.gradient_tolerance = options.gradient_tolerance;
   so.parameter_tolerance = options.parameter_tolerance;
+  // With bounds Ceres runs a projected Armijo line search on every step; its default cubic
+  // interpolation asks for the gradient (a whole finite-difference Jacobian) at the candidate
+  // before knowing whether the step is taken. Quadratic interpolation needs the cost only.
+  so.line_search_interpolation_type = ceres::QUADRATIC;
   so.num_threads = 1;
   so.logging_type = ceres::SILENT;
   so.minimizer_progress_to_stdout = false;
@@ -496,7 +723,8 @@ FitResult fit_maximum_likelihood(const FitProblem& problem, const FitOptions& op
   if (!par.in_bounds(theta.data())) theta = start;  // cannot happen with clamping; never NaN out
 
   // ---- curvature at the solution ------------------------------------------------------------------
-  const Status jst = ev.jacobian(theta.data(), options.fd_step, J.data(), r.data(), false);
+  const Status jst = ev.jacobian(theta.data(), options.fd_step, options.fd_covariance, options.linear_columns, J.data(),
+                                 r.data(), false, /*column_major=*/true);
   res.n_model_evaluations = ev.evaluations();
   res.theta = theta;
   res.best = par.to_params(theta.data());
@@ -510,8 +738,8 @@ FitResult fit_maximum_likelihood(const FitProblem& problem, const FitOptions& op
   for (double v : r) res.chi2 += v * v;
   if (status == FitStatus::kFailed) return finish(status, reason);
 
-  const Eigen::Map<const RowMajor> Jm(J.data(), static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(n));
-  const Eigen::MatrixXd H = Jm.transpose() * Jm;
+  Eigen::MatrixXd H;
+  normal_equations(J.data(), m, n, nullptr, H, nullptr);
   const CurvatureInverse ci =
       invert_curvature(H, res.free_names, options.min_relative_curvature, options.condition_limit);
   res.covariance = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(n));
@@ -581,15 +809,19 @@ FisherResult fisher_matrix(const FitProblem& problem, const GalaxyParams& truth,
   const std::size_t m = ev.num_residuals();
   const std::size_t nu = p2.num_used();
   std::vector<double> J(m * n);
-  const Status st = ev.jacobian(theta.data(), options.fd_step, J.data(), nullptr, false);
+  const Status st = ev.jacobian(theta.data(), options.fd_step, options.fd_covariance, options.linear_columns, J.data(),
+                                nullptr, false, /*column_major=*/true);
   fr.n_model_evaluations = ev.evaluations();
   if (!st.ok()) {
     fr.status = st;
     return fr;
   }
-  const Eigen::Map<const RowMajor> Jall(J.data(), static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(n));
-  const auto Jm = Jall.topRows(static_cast<Eigen::Index>(nu));  // data rows only, no priors
-  const Eigen::MatrixXd Fint = Jm.transpose() * Jm;
+  Eigen::MatrixXd Fint;  // data rows only (the first nu of each column), no priors
+  {
+    std::vector<double> Jd(nu * n);
+    for (std::size_t i = 0; i < n; ++i) std::copy(J.begin() + i * m, J.begin() + i * m + nu, Jd.begin() + i * nu);
+    normal_equations(Jd.data(), nu, n, nullptr, Fint, nullptr);
+  }
   const std::vector<double> scale = par.free_scales();
   fr.fisher.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(n));
   for (std::size_t a = 0; a < n; ++a)

@@ -14,10 +14,17 @@
 //     chi2(theta) = sum_n w_n^2 (model_n(theta) - data_n)^2  (+ sum over Gaussian priors),
 // w_n = inv_sigma_n; the maximum-likelihood (with priors: maximum a-posteriori) solution comes
 // from Ceres (trust region, Levenberg-Marquardt, bounds) on the internal coordinates x = theta /
-// scale. Derivatives: central finite differences with step fd_step * scale per parameter (one-
-// sided next to a bound), computed by our own CostFunction that evaluates the operator 2 n_free
-// times IN PARALLEL (FitOptions::threads; each evaluation single-threaded in its own workspace,
-// so the result is bit-identical for any thread count).
+// scale. Derivatives: finite differences with step fd_step * scale per parameter, computed by our
+// own CostFunction that evaluates the operator IN PARALLEL (FitOptions::threads; each evaluation
+// single-threaded in its own workspace, so the result is bit-identical for any thread count):
+// forward differences during the iterations (n_free evaluations per Jacobian; FitOptions::
+// fd_iterations, central = 2 n_free available), central differences for the covariance
+// (fd_covariance); one-sided next to a bound. A parameter the operator declares the model exactly
+// proportional to (ModelOperator::proportional_to, e.g. halpha_flux_cgs of the generic IFU) gets
+// its column as model / value, without evaluations. Ceres is given the (n_free + 1)-row
+// equivalent of the weighted residuals (FitOptions::reduce_residuals: same J^T J, J^T r and
+// cost, so the same Levenberg-Marquardt steps, with n_free^3 instead of m n_free^2 linear
+// algebra per iteration).
 // Covariance: (J^T W J)^-1 of the weighted residuals at the solution (not scaled by the reduced
 // chi2), in physical units. Diagnostics, never a silent NaN:
 //  * a start outside the bounds / not finite / refused by the model    -> kFailed + reason
@@ -67,6 +74,11 @@ class ModelOperator {
   virtual Status evaluate(const GalaxyParams& params, double* model_out, Workspace& ws) const = 0;
   /// Cosmology of the model (kpc per arcsec of derived quantities).
   virtual CosmologyParams cosmology() const { return {}; }
+  /// True when the model is exactly proportional to the fittable parameter `name` around `params`:
+  /// model(params with name = a * value) = a * model(params) for every a > 0 (e.g. a total flux
+  /// that scales every component of the model). The fitter then takes that parameter's Jacobian
+  /// column as model / value, with no evaluations. Default: false (no such parameter).
+  virtual bool proportional_to(const std::string& /*name*/, const GalaxyParams& /*params*/) const { return false; }
 };
 
 struct FitProblem {
@@ -86,12 +98,26 @@ std::vector<double> inverse_sigma(const std::vector<double>& data, const std::ve
                                   const std::vector<std::uint32_t>& dq,
                                   std::uint32_t dq_mask = kDqDoNotUse | kDqNoCoverage | kDqChipGap | kDqNonFinite);
 
+/// Finite-difference scheme of a Jacobian: forward (one evaluation per parameter, error O(step))
+/// or central (two, error O(step^2)); both one-sided next to a bound.
+enum class FiniteDifferences { kForward, kCentral };
+const char* finite_differences_name(FiniteDifferences d);
+
 struct FitOptions {
   int max_iterations = 100;          // Ceres trust-region iterations
   double function_tolerance = 1e-10; // Ceres: relative change of the cost
   double gradient_tolerance = 1e-12; // Ceres: max-norm of the projected gradient
   double parameter_tolerance = 1e-9; // Ceres: relative step size
   double fd_step = 1e-3;             // finite-difference step in internal units (x = theta / scale)
+  // Jacobians of the Ceres iterations: forward differences (half the evaluations; the step error
+  // only changes the path, the solution is where the gradient vanishes). The covariance at the
+  // solution (and fisher_matrix) use fd_covariance.
+  FiniteDifferences fd_iterations = FiniteDifferences::kForward;
+  FiniteDifferences fd_covariance = FiniteDifferences::kCentral;
+  bool linear_columns = true;        // columns of parameters the operator is proportional to
+                                     // (ModelOperator::proportional_to) as model / value
+  bool reduce_residuals = true;      // Ceres sees the (n_free + 1)-row equivalent of the residuals
+                                     // (identical steps; false: all m weighted residuals)
   int threads = 0;                   // parallel model evaluations of the Jacobian (0 = OpenMP default)
   bool compute_covariance = true;
   double min_signal_delta_chi2 = 25.0;  // chi2(empty model) - chi2(best) below this: "no signal"
@@ -174,6 +200,14 @@ class ProblemEvaluator {
   /// central differences (one-sided at bounds), evaluations in parallel over the slots.
   /// r0 (optional) receives the residuals at theta; with r0_valid it already holds them.
   Status jacobian(const double* theta, double step, double* jac, double* r0 = nullptr, bool r0_valid = false);
+  /// The same with a choice of scheme and of analytic columns for the parameters the operator is
+  /// proportional to (linear_columns; those need the residuals at theta, evaluated if not given),
+  /// and of the layout: column_major = true gives num_residuals x n_free with contiguous columns.
+  Status jacobian(const double* theta, double step, FiniteDifferences scheme, bool linear_columns, double* jac,
+                  double* r0, bool r0_valid, bool column_major = false);
+  /// Free indices whose Jacobian columns are analytic (ModelOperator::proportional_to at the
+  /// problem's start, value != 0).
+  const std::vector<int>& proportional_parameters() const { return linear_; }
   long evaluations() const { return n_eval_.load(); }
 
  private:
@@ -183,6 +217,17 @@ class ProblemEvaluator {
   std::vector<std::unique_ptr<ModelOperator::Workspace>> ws_;
   std::vector<std::vector<double>> model_;        // per slot: data_size()
   std::vector<double> scale_, lower_, upper_;
+  std::vector<int> linear_;                       // free indices with analytic columns
+  std::vector<double> wd_;                        // data * inv_sigma of the used values
+  std::vector<double> prior_sigma_;               // sigma of each Gaussian prior
+  // Finite-difference outputs of the last jacobian() call, reused by the next call at the same
+  // theta: fd_keys_[b] = (free index, physical value) of the point in fd_[b] (index n_free: none).
+  std::vector<std::vector<double>> fd_;
+  std::vector<std::pair<std::size_t, double>> fd_keys_;
+  std::vector<double> fd_theta_;
+  bool fd_valid_ = false;
+  std::vector<double> centre_;                    // residuals at fd_theta_ (centre_valid_)
+  bool centre_valid_ = false;
   std::atomic<long> n_eval_{0};
 };
 

@@ -94,6 +94,13 @@ Status IfuOperator::evaluate(const GalaxyParams& params, double* model_out, Work
   return Status::Ok();
 }
 
+bool IfuOperator::proportional_to(const std::string& name, const GalaxyParams& params) const {
+  if (name != "halpha_flux_cgs") return false;
+  for (const auto& c : params.clumps)
+    if (c.halpha_flux_cgs != 0.0) return false;
+  return !(params.agn.enabled && params.agn.halpha_flux_cgs != 0.0);
+}
+
 IfuOperator::Selection IfuOperator::select_cube(const Cube& cube, std::optional<double> uniform_sigma) const {
   Selection sel;
   const SpatialGrid& a = cube.spatial;

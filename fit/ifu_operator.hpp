@@ -56,6 +56,9 @@ class IfuOperator final : public ModelOperator {
   std::unique_ptr<Workspace> make_workspace() const override;
   Status evaluate(const GalaxyParams& params, double* model_out, Workspace& ws) const override;
   CosmologyParams cosmology() const override { return options_.cosmology; }
+  /// halpha_flux_cgs when the galaxy has no clumps or AGN with light of their own: every line of
+  /// the disk and the continuum (EW-scaled) are proportional to it, and the instrument is linear.
+  bool proportional_to(const std::string& name, const GalaxyParams& params) const override;
 
   const GenericIfu& ifu() const { return *ifu_; }
   const IfuModel& model() const { return *model_; }
