@@ -298,6 +298,13 @@ Status SlitstepOperator::evaluate(const GalaxyParams& params, double* out, Works
   }
 }
 
+bool SlitstepOperator::proportional_to(const std::string& name, const GalaxyParams& params) const {
+  if (name != "halpha_flux_cgs") return false;
+  for (const auto& c : params.clumps)
+    if (c.halpha_flux_cgs != 0.0) return false;
+  return !(params.agn.enabled && params.agn.halpha_flux_cgs != 0.0);
+}
+
 SlitstepOperator::StageTimes SlitstepOperator::stage_times(const Workspace& ws) {
   const Ws* w = dynamic_cast<const Ws*>(&ws);
   return w ? w->times : StageTimes{};

@@ -85,6 +85,10 @@ class SlitstepOperator final : public ModelOperator {
   std::unique_ptr<Workspace> make_workspace() const override;
   Status evaluate(const GalaxyParams& params, double* model_out, Workspace& ws) const override;
   CosmologyParams cosmology() const override { return config_.scene.cosmology; }
+  /// halpha_flux_cgs scales every rendered line and the continuum, and PSF -> observe ->
+  /// reconstruct (mean or median of the dithers) is positively homogeneous: proportional unless
+  /// clumps or an AGN carry fluxes of their own.
+  bool proportional_to(const std::string& name, const GalaxyParams& params) const override;
 
   const SimulationConfig& config() const { return config_; }
   const SlitstepOperatorOptions& options() const { return options_; }

@@ -211,6 +211,34 @@ TEST(SlitstepOperator, ExposureSpaceEqualsDirectChainExactly) {
   EXPECT_LT(dtr, 1e-4);
 }
 
+// The fitter takes the flux column of the Jacobian as model / F (ModelOperator::proportional_to):
+// the chain must scale exactly, in both spaces (the median of the dithers is homogeneous too).
+TEST(SlitstepOperator, ProportionalToTheHalphaFlux) {
+  const SimulationConfig c = small_config();
+  for (const auto space : {SlitstepOperatorOptions::Space::kCube, SlitstepOperatorOptions::Space::kExposure}) {
+    SlitstepOperatorOptions o;
+    o.space = space;
+    const SlitstepOperator op(c, o);
+    GalaxyParams g = other_galaxy(c);
+    EXPECT_TRUE(op.proportional_to("halpha_flux_cgs", g));
+    EXPECT_FALSE(op.proportional_to("vc_kms", g));
+    auto ws = op.make_workspace();
+    std::vector<double> m1(op.data_size()), m2(op.data_size());
+    ASSERT_TRUE(op.evaluate(g, m1.data(), *ws).ok());
+    g.halpha_flux_cgs *= 2.7;
+    ASSERT_TRUE(op.evaluate(g, m2.data(), *ws).ok());
+    double worst = 0.0, peak = 0.0;
+    for (std::size_t k = 0; k < m1.size(); ++k) {
+      worst = std::max(worst, std::abs(m2[k] - 2.7 * m1[k]));
+      peak = std::max(peak, std::abs(m2[k]));
+    }
+    EXPECT_LT(worst, 1e-12 * peak);
+    g.clumps.push_back(ClumpParams{});
+    g.clumps.back().halpha_flux_cgs = 1e-18;
+    EXPECT_FALSE(op.proportional_to("halpha_flux_cgs", g));
+  }
+}
+
 TEST(SlitstepOperator, RefusesWithStatusNotThrow) {
   const SimulationConfig c = small_config();
   const SlitstepOperator op(c);
