@@ -33,6 +33,9 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 const char* fit_space_name(FitSpace s) { return s == FitSpace::kCube ? "cube" : "exposures"; }
+const char* cube_noise_mode_name(CubeNoiseMode m) {
+  return m == CubeNoiseMode::kWhiten ? "whiten" : m == CubeNoiseMode::kInflate ? "inflate" : "independent";
+}
 
 FitModelConfig read_fit_model_config(const Config& cfg) {
   FitModelConfig c;
@@ -74,6 +77,16 @@ FitModelConfig read_fit_model_config(const Config& cfg) {
   get_opt(f, "data_redshift", r.data_redshift);
   if (r.data_redshift && !(*r.data_redshift >= 0.0 && *r.data_redshift < 20.0))
     f.fail("data_redshift", "must be in [0, 20)");
+  if (f.get("cube_noise", s)) {
+    if (s == "whiten") r.cube_noise = CubeNoiseMode::kWhiten;
+    else if (s == "inflate") r.cube_noise = CubeNoiseMode::kInflate;
+    else if (s == "independent") r.cube_noise = CubeNoiseMode::kIndependent;
+    else f.fail("cube_noise", "must be \"whiten\", \"inflate\" or \"independent\"");
+  }
+  if (f.get("cube_noise_realisations", r.cube_noise_realisations) &&
+      !(r.cube_noise_realisations >= 2 && r.cube_noise_realisations <= 1000))
+    f.fail("cube_noise_realisations", "must be in [2, 1000]");
+  f.get("cube_noise_seed", r.cube_noise_seed);
 
   // ---- [model]
   const Section m = cfg.root().table("model");

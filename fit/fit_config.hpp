@@ -5,7 +5,9 @@
 //   [fit]            space = "cube" | "exposures"; instrument = "auto" | "slitstep" | "ifu";
 //                    max_iterations, threads, fd_step; sample, walkers, steps, burn_in, thin,
 //                    seed, init_ball; data_redshift (redshift of the data's wavelength axis; 0 for
-//                    a de-redshifted cube)
+//                    a de-redshifted cube); cube_noise = "whiten" | "inflate" | "independent",
+//                    cube_noise_realisations, cube_noise_seed (slit-stepping cubes: the likelihood
+//                    correction for the reconstruction's correlated noise, fit/cube_noise.hpp)
 //   [model]          the galaxy model's kind and fixed fields: redshift, light_profile, sersic_n,
 //                    rotation_curve, calibration, extinction_curve, ebv_mag, thickness_q0,
 //                    sigma_slope_kms_per_kpc, ew_halpha_rest_A, sii_ratio_6717_6731, lines
@@ -21,6 +23,7 @@
 // caller does, after every reader). build_parameterization() turns a start galaxy (from the
 // per-spaxel analysis) plus the [params] tables into the GalaxyParameterization of the fit, with
 // data-dependent bounds (centre inside the field, flux upper bound well above the start).
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +40,12 @@ namespace slitstep {
 
 enum class FitSpace { kCube, kExposures };
 enum class FitInstrument { kAuto, kSlitstep, kIfu };
+/// Cube-space likelihood of slit-stepping cubes (fit/cube_noise.hpp): "independent" = each
+/// voxel's ERR as if voxels were independent (errors too small); "inflate" = sigma sqrt(kappa),
+/// kappa the per-spaxel row sum of the noise correlation measured by Monte Carlo through the
+/// reconstruction; "whiten" = generalised least squares with that measured (banded, spatial)
+/// covariance.
+enum class CubeNoiseMode { kIndependent, kInflate, kWhiten };
 
 struct FitRunConfig {
   std::optional<FitSpace> space;        // unset: from the data (a cube file / an exposure folder)
@@ -46,6 +55,9 @@ struct FitRunConfig {
   SamplerOptions sampler;               // walkers (32), steps (2000), burn_in (500), thin, seed
   double init_ball = 0.1;               // walkers start at the ML point +- init_ball x its error
   std::optional<double> data_redshift;  // redshift of the data's wavelengths (0 = de-redshifted)
+  CubeNoiseMode cube_noise = CubeNoiseMode::kInflate;  // slit-stepping cube space only
+  int cube_noise_realisations = 32;     // K pure-noise exposure sets of the Monte Carlo, [2, 1000]
+  std::uint64_t cube_noise_seed = 20240607;  // its master seed
 };
 
 struct ModelOverrides {
@@ -92,5 +104,6 @@ GalaxyParameterization build_parameterization(const GalaxyParams& start, const F
                                               const FitDataContext& data, std::vector<std::string>* notes = nullptr);
 
 const char* fit_space_name(FitSpace s);
+const char* cube_noise_mode_name(CubeNoiseMode m);
 
 }  // namespace slitstep

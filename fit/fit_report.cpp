@@ -135,6 +135,7 @@ JsonValue fit_report_json(const FitReportInput& in) {
     o.set("params", std::move(ps));
     j.set("sampler", std::move(o));
   }
+  if (in.cube_noise) j.set("cube_noise", *in.cube_noise);
   JsonValue prod = JsonValue::object();
   for (const auto& [k, v] : in.products) prod.set(k, v);
   j.set("products", std::move(prod));

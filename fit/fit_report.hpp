@@ -10,8 +10,13 @@
 // undetermined}, start {sources, notes}, and with sampling a `sampler` object {status, reason,
 // walkers, steps, burn_in, thin, seed, kept, acceptance_fraction, max_rhat, max_tau, min_ess,
 // n_evaluations, wall_s, params {NAME: {median, p16, p84, mean, std, rhat, tau, ess}}}.
+// When given (FitReportInput::cube_noise), a `cube_noise` object: the cube-space likelihood
+// ("correlated" / "independent") and, when measured, the Monte Carlo summary (fit/cube_noise:
+// realisations, seed, kappa_mean, kappa_median, kappa_min, kappa_max, kappa_stationary,
+// var_ratio, kernel_dl0 5 x 5 rho(dx, dy) at dl = 0, wall_s).
 // Non-finite numbers are written as null (core/json); an undetermined parameter has err null and
 // is listed in `undetermined`.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +39,7 @@ struct FitReportInput {
   std::vector<std::string> start_sources;  // how each start value was found
   std::vector<std::string> notes;          // run-level remarks (start notes, skipped steps, ...)
   std::vector<std::pair<std::string, std::string>> products;  // name -> file
+  std::optional<JsonValue> cube_noise;     // the cube-space likelihood object (see above), if any
 };
 
 JsonValue fit_report_json(const FitReportInput& in);

@@ -95,6 +95,8 @@ TEST(FitConfig, DefaultsWithoutAFile) {
   EXPECT_EQ(m.run.instrument, FitInstrument::kAuto);
   EXPECT_FALSE(m.run.sample);
   EXPECT_FALSE(m.ifu);
+  EXPECT_EQ(m.run.cube_noise, CubeNoiseMode::kInflate);  // the honest cube-space likelihood by default
+  EXPECT_EQ(m.run.cube_noise_realisations, 32);
   GalaxyParams start;
   start.halpha_flux_cgs = 5.0;  // data in other units: the flux bound follows the start
   // The default galaxy has a continuum (EW 50 A): the twelve standard parameters plus the
@@ -106,6 +108,21 @@ TEST(FitConfig, DefaultsWithoutAFile) {
   // Without a continuum only the twelve.
   start.ew_halpha_rest_A = 0.0;
   EXPECT_EQ(build_parameterization(start, m, {}, nullptr).num_free(), 12u);
+}
+
+TEST(FitConfig, CubeNoiseOptions) {
+  for (const auto& [text, mode] : {std::pair<std::string, CubeNoiseMode>{"whiten", CubeNoiseMode::kWhiten},
+                                   {"inflate", CubeNoiseMode::kInflate},
+                                   {"independent", CubeNoiseMode::kIndependent}}) {
+    const Config c = Config::from_string("[fit]\ncube_noise = \"" + text + "\"\ncube_noise_realisations = 8\n"
+                                         "cube_noise_seed = 5\n", "m.toml");
+    const FitModelConfig m = read_fit_model_config(c);
+    c.check_all_used();
+    EXPECT_EQ(m.run.cube_noise, mode);
+    EXPECT_EQ(cube_noise_mode_name(m.run.cube_noise), text);
+    EXPECT_EQ(m.run.cube_noise_realisations, 8);
+    EXPECT_EQ(m.run.cube_noise_seed, 5u);
+  }
 }
 
 TEST(FitConfig, BadValuesNameFileLineAndKey) {
@@ -127,6 +144,12 @@ TEST(FitConfig, BadValuesNameFileLineAndKey) {
   EXPECT_NE(error_of("[params.vc_kms]\nvalu = 1\n").find("did you mean"), std::string::npos);
   EXPECT_NE(error_of("[ifu]\nnx = 10\n").find("m.toml:2: ifu.nx"), std::string::npos);
   EXPECT_NE(error_of("[ifu]\npsf_fwhm_arcsec = -1\n").find("ifu.psf_fwhm_arcsec"), std::string::npos);
+  EXPECT_NE(error_of("[fit]\ncube_noise = \"correlated\"\n").find("m.toml:2: fit.cube_noise"),
+            std::string::npos);
+  EXPECT_NE(error_of("[fit]\ncube_noise_realisations = 1\n").find("m.toml:2: fit.cube_noise_realisations = 1"),
+            std::string::npos);
+  EXPECT_NE(error_of("[fit]\ncube_noise_seed = -3\n").find("fit.cube_noise_seed"), std::string::npos);
+  EXPECT_NE(error_of("[fit]\ncube_nois = \"whiten\"\n").find("did you mean"), std::string::npos);
   // A fixed parameter may sit outside the default bounds (face-on disks).
   EXPECT_EQ(error_of("[params.inclination_deg]\nvalue = 0\nfixed = true\n"), "");
   EXPECT_NE(error_of("[params.inclination_deg]\nvalue = 0\nfixed = true\nlower = 0\n").find("fixed"),
