@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fit/forward.hpp"
+#include "fit/sampler.hpp"
 #include "fit/slitstep_operator.hpp"
 #include "sim/simulate.hpp"
 
@@ -126,5 +127,56 @@ void BM_ForwardJacobian5(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ForwardJacobian5)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+// Posterior sampling (fit/sampler.hpp) of the default galaxy in exposure space, 5 free parameters
+// (vc, sigma0, i, PA, gradient), 12 walkers x 8 steps = 96 evaluations per iteration on 2
+// threads (walkers in parallel, one thread per evaluation); Arg(1) = the coarse-sky option
+// (render_pixel_arcsec = 0.04). Counters: ms per evaluation (wall, 2 threads) and the
+// extrapolated wall time of the 10^5-evaluation posterior run (target < 15 min).
+void BM_PosteriorSample(benchmark::State& state) {
+  static const auto make = [](bool coarse) {
+    SlitstepOperatorOptions o;
+    o.space = SlitstepOperatorOptions::Space::kExposure;
+    if (coarse) o.render_pixel_arcsec = 0.04;
+    return std::make_unique<SlitstepOperator>(default_config(), o);
+  };
+  static const auto exact = make(false);
+  static const auto coarse = make(true);
+  const SlitstepOperator& o = state.range(0) ? *coarse : *exact;
+  const GalaxyParams g = o.config().scene.galaxy;
+  auto ws = o.make_workspace();
+  std::vector<double> d(o.data_size());
+  (void)o.evaluate(g, d.data(), *ws);
+  FitProblem p;
+  p.op = &o;
+  p.data = d;
+  p.inv_sigma.assign(d.size(), 0.0);
+  double peak = 0.0;
+  for (double v : d) peak = std::max(peak, std::abs(v));
+  for (std::size_t k = 0; k < d.size(); ++k) p.inv_sigma[k] = o.predictable()[k] ? 30.0 / peak : 0.0;
+  p.param = GalaxyParameterization(g);
+  p.param.set_free({"vc_kms", "sigma0_kms", "inclination_deg", "pa_deg", "gradient_dex_per_kpc"});
+  const std::vector<double> centre = p.param.start();
+  std::vector<double> sig(centre.size());
+  for (std::size_t k = 0; k < sig.size(); ++k) sig[k] = 0.01 * std::max(std::abs(centre[k]), 0.01);
+  SamplerOptions so;
+  so.walkers = 12;
+  so.steps = 8;
+  so.burn_in = 0;
+  so.threads = 2;
+  so.min_tau_multiple = 0.0;
+  long evals = 0;
+  double wall = 0.0;
+  for (auto _ : state) {
+    const SampleResult r = sample_posterior(p, centre, sig, so);
+    if (r.status == SamplerStatus::kFailed) state.SkipWithError(r.reason.c_str());
+    evals += r.n_evaluations;
+    wall += r.wall_s;
+  }
+  const double per = wall / static_cast<double>(std::max(1L, evals));
+  state.counters["ms_per_eval_2threads"] = 1e3 * per;
+  state.counters["min_for_1e5_evals"] = 1e5 * per / 60.0;
+}
+BENCHMARK(BM_PosteriorSample)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 }  // namespace

@@ -318,9 +318,13 @@ void summarise_campaign(CampaignResult& res) {
     s.truth = get_galaxy_param(res.galaxy, s.name);
     std::vector<double> vals, errs;
     for (const auto& r : res.realisations) {
-      if (!r.spaxel_ran || !std::isfinite(r.*q.v)) continue;
+      // measured: finite, with a finite error below the value's (or the truth's) magnitude; a
+      // kinematic fit of a handful of spaxels can return v_c = 8000 +- 6e7 km/s, which is no
+      // measurement and would swamp the statistics
+      if (!r.spaxel_ran || !std::isfinite(r.*q.v) || !std::isfinite(r.*q.e)) continue;
+      if (!(r.*q.e < std::max(std::abs(r.*q.v), std::abs(s.truth)))) continue;
       vals.push_back(r.*q.v);
-      if (std::isfinite(r.*q.e)) errs.push_back(r.*q.e);
+      errs.push_back(r.*q.e);
     }
     const Moments mv = moments(vals), me = moments(errs);
     s.n = mv.n;

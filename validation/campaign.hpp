@@ -92,7 +92,8 @@ struct ParameterSummary {
   double scatter_over_crb = 0.0;
 };
 
-/// Per-spaxel path statistics of one quantity (realisations whose value is finite).
+/// Per-spaxel path statistics of one quantity over the realisations that measured it (finite value
+/// with a finite error below max(|value|, |truth|)).
 struct SpaxelSummary {
   std::string name;                   // gradient_dex_per_kpc, vc_kms, sigma0_kms
   double truth = 0.0;
