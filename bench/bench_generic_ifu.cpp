@@ -63,6 +63,24 @@ static void BM_GenericIfuModelCubeWithModelBuild(benchmark::State& state) {
 }
 BENCHMARK(BM_GenericIfuModelCubeWithModelBuild)->Unit(benchmark::kMillisecond);
 
+// One evaluation through the fitter's operator (fit/ifu_operator: parameter checks, a new
+// GalaxyModel, the model cube, the copy into the model vector), as a fit pays per evaluation.
+static void BM_GenericIfuOperatorEvaluate(benchmark::State& state) {
+  const IfuOperator op{GenericIfuConfig{}};
+  auto ws = op.make_workspace();
+  std::vector<double> out(op.data_size());
+  GalaxyParams p;
+  p.inclination_deg = 55.0;
+  double v = 180.0;
+  for (auto _ : state) {
+    p.vc_kms = v;
+    v = v == 180.0 ? 181.0 : 180.0;
+    benchmark::DoNotOptimize(op.evaluate(p, out.data(), *ws));
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(BM_GenericIfuOperatorEvaluate)->Unit(benchmark::kMillisecond);
+
 // Reference path: render at the work-grid pixels, then observe (for comparison only).
 static void BM_GenericIfuReferencePath(benchmark::State& state) {
   const GenericIfu ifu(bench_config(1));

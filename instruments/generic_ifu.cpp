@@ -259,7 +259,11 @@ double generic_ifu_psf_radius_arcsec(const GenericIfuConfig& c, const PsfImage* 
 
 namespace {
 // Kernel and the fraction of the analytic PSF outside it (before renormalisation).
-PsfKernel build_kernel(const GenericIfuConfig& c, double p, const PsfImage* image, double* lost) {
+// `sep_x`, `sep_y` (optional): for Gaussian and multi-Gaussian kernels, the separable factors,
+// kernel(dx, dy) = sum_c sep_x[c][dx + half] * sep_y[c][dy + half] (to rounding); left empty else.
+PsfKernel build_kernel(const GenericIfuConfig& c, double p, const PsfImage* image, double* lost,
+                       std::vector<std::vector<double>>* sep_x = nullptr,
+                       std::vector<std::vector<double>>* sep_y = nullptr) {
   PsfKernel k;
   k.pixel_arcsec = p;
   *lost = 0.0;
@@ -287,6 +291,11 @@ PsfKernel build_kernel(const GenericIfuConfig& c, double p, const PsfImage* imag
         g[d + k.half] = 0.5 * (std::erfc(-(d + 0.5) * p / sig * kInvSqrt2) - std::erfc(-(d - 0.5) * p / sig * kInvSqrt2));
       for (int y = 0; y < n; ++y)
         for (int x = 0; x < n; ++x) k.values[static_cast<std::size_t>(y) * n + x] += w[comp] * g[x] * g[y];
+      if (sep_x && sep_y) {
+        sep_x->emplace_back(g.size());
+        for (int d = 0; d < n; ++d) sep_x->back()[d] = w[comp] * g[d];  // divided by the sum below
+        sep_y->push_back(g);
+      }
     }
   } else if (c.psf_model == "moffat") {
     const double beta = c.psf_moffat_beta, a = moffat_alpha(c.psf_fwhm_arcsec, beta);
@@ -314,6 +323,9 @@ PsfKernel build_kernel(const GenericIfuConfig& c, double p, const PsfImage* imag
   for (double v : k.values) sum += v;
   *lost = std::max(0.0, 1.0 - sum);
   for (double& v : k.values) v /= sum;
+  if (sep_x)
+    for (auto& row : *sep_x)
+      for (double& v : row) v /= sum;
   return k;
 }
 }  // namespace
@@ -354,7 +366,27 @@ GenericIfu::GenericIfu(const GenericIfuConfig& config) : config_(config) {
   psf_radius_ = generic_ifu_psf_radius_arcsec(config_, im);
   const int s = config_.oversample;
   const double pf = config_.spaxel_arcsec / s;
-  kernel_ = build_kernel(config_, pf, im, &psf_lost_);
+  lsf_kms_ = config_.lsf_kind == "sigma_kms";
+  kernel_ = build_kernel(config_, pf, im, &psf_lost_, &sep_x_, &sep_y_);
+  // The separable path uses symmetric taps: the Gaussian factors are symmetric to rounding (the
+  // erfc differences of the far side cancel: ~1e-16 of the peak); make them exactly so (mean of
+  // the two sides), or fall back to the FFT if they are not.
+  for (auto* f : {&sep_x_, &sep_y_})
+    for (auto& v : *f) {
+      const std::size_t n = v.size();
+      const double vmax = *std::max_element(v.begin(), v.end());
+      for (std::size_t d = 0; d < n / 2; ++d) {
+        double& a = v[d];
+        double& b = v[n - 1 - d];
+        if (std::fabs(a - b) > 1e-12 * vmax) {
+          sep_x_.clear();
+          sep_y_.clear();
+          goto separable_done;
+        }
+        a = b = 0.5 * (a + b);
+      }
+    }
+separable_done:
   margin_ = psf_enabled_ ? (kernel_.half + s - 1) / s : 0;
   work_.nx = (spatial_.nx + 2 * margin_) * s;
   work_.ny = (spatial_.ny + 2 * margin_) * s;
@@ -442,7 +474,7 @@ GenericIfu::~GenericIfu() = default;
 double GenericIfu::lsf_sigma_um(double l) const {
   if (lsf_table_.empty()) {
     const double v = config_.lsf_values.front();
-    return config_.lsf_kind == "sigma_kms" ? l * v / kSpeedOfLight_kms : v / kFwhmPerSigma / kAngstromPerUm;
+    return lsf_kms_ ? l * v / kSpeedOfLight_kms : v / kFwhmPerSigma / kAngstromPerUm;
   }
   double u = (l - lsf_t0_) * lsf_inv_dt_;
   const int n = static_cast<int>(lsf_table_.size());
@@ -514,7 +546,9 @@ void GenericIfu::convolve_and_bin(Workspace& ws, std::vector<double>& out, const
   const std::size_t nlw = ws.nlw_, nlo = nl(), B = ws.block_;
   const std::size_t nb = ws.active_.size();
   ws.transformed_ = 0;
-  if (psf_enabled_ && !direct) {
+  if (psf_enabled_ && !direct && psf_separable()) {
+    convolve_separable(ws);
+  } else if (psf_enabled_ && !direct) {
     const Fft& f = *fft_;
     fftw_complex* C = static_cast<fftw_complex*>(ws.cplx_);
     double* R = ws.real_;
@@ -577,36 +611,123 @@ void GenericIfu::convolve_and_bin(Workspace& ws, std::vector<double>& out, const
       }
     }
   }
-  // Binning: mean surface brightness of the s x s fine pixels of each spaxel.
+  // Binning: mean surface brightness of the s x s fine pixels of each spaxel (every output value
+  // written once: channels never marked active are 0, plus the continuum).
   const int s = config_.oversample, nx = spatial_.nx, ny = spatial_.ny, m = margin_;
   const double inv = 1.0 / (s * s);
-  out.assign(static_cast<std::size_t>(nx) * ny * nlo, 0.0);
+  out.resize(static_cast<std::size_t>(nx) * ny * nlo);
   const bool cont_active = cont && ws.active_[nlo / B];
   for (int j = 0; j < ny; ++j)
     for (int i = 0; i < nx; ++i) {
       double* o = out.data() + (static_cast<std::size_t>(j) * nx + i) * nlo;
-      double cimg = 0.0;
-      for (int b = 0; b < s; ++b)
-        for (int a = 0; a < s; ++a) {
-          const std::size_t J = static_cast<std::size_t>((j + m) * s + b), I = static_cast<std::size_t>((i + m) * s + a);
-          const double* src = ws.real_ + (J * ws.nxf_ + I) * nlw;
-          for (std::size_t blk = 0; blk < nb; ++blk) {
-            if (!ws.active_[blk]) continue;
-            const std::size_t k1 = std::min(nlo, blk * B + B);
-            for (std::size_t k = blk * B; k < k1; ++k) o[k] += src[k];
-          }
-          if (cont_active) cimg += src[nlo];
+      auto fine = [&](int a, int b) {
+        const std::size_t J = static_cast<std::size_t>((j + m) * s + b), I = static_cast<std::size_t>((i + m) * s + a);
+        return ws.real_ + (J * ws.nxf_ + I) * nlw;
+      };
+      for (std::size_t blk = 0; blk < nb && blk * B < nlo;) {
+        const bool act = ws.active_[blk] != 0;
+        std::size_t e = blk;
+        while (e < nb && e * B < nlo && (ws.active_[e] != 0) == act) ++e;
+        const std::size_t k0 = blk * B, k1 = std::min(nlo, e * B);
+        blk = e;
+        if (!act) {
+          std::fill(o + k0, o + k1, 0.0);
+          continue;
         }
-      for (std::size_t blk = 0; blk < nb; ++blk) {
-        if (!ws.active_[blk]) continue;
-        const std::size_t k1 = std::min(nlo, blk * B + B);
-        for (std::size_t k = blk * B; k < k1; ++k) o[k] *= inv;
+        const double* src = fine(0, 0);
+        for (std::size_t k = k0; k < k1; ++k) o[k] = src[k];
+        for (int b = 0; b < s; ++b)
+          for (int a = 0; a < s; ++a) {
+            if (a == 0 && b == 0) continue;
+            src = fine(a, b);
+            for (std::size_t k = k0; k < k1; ++k) o[k] += src[k];
+          }
+        if (s > 1)
+          for (std::size_t k = k0; k < k1; ++k) o[k] *= inv;
       }
       if (cont_active) {
+        double cimg = 0.0;
+        for (int b = 0; b < s; ++b)
+          for (int a = 0; a < s; ++a) cimg += fine(a, b)[nlo];
         cimg *= inv;
         for (std::size_t k = 0; k < nlo; ++k) o[k] += cimg * cont[k];
       }
     }
+}
+
+// Hot kernels compiled for the baseline x86-64 and for AVX2 (GNU ifunc picks one when the program
+// loads; no FMA in the AVX2 clone, so the two give the same bits). Empty elsewhere.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SLITSTEP_IFU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SLITSTEP_IFU_CLONES
+#endif
+
+namespace {
+
+// acc[k] = w[h] src0[k] + sum_{t=1..h} w[h+t] (src0[k + t*step] + src0[k - t*step]) for k < L: a
+// symmetric 1-D convolution tap sum at one output pixel, vectorised over the channels.
+SLITSTEP_IFU_CLONES
+void symmetric_taps(double* __restrict acc, const double* __restrict src0, std::ptrdiff_t step, const double* w,
+                    std::size_t h, std::size_t L, bool accumulate) {
+  const double wc = w[h];
+  if (accumulate)
+    for (std::size_t k = 0; k < L; ++k) acc[k] += wc * src0[k];
+  else
+    for (std::size_t k = 0; k < L; ++k) acc[k] = wc * src0[k];
+  for (std::size_t t = 1; t <= h; ++t) {
+    const double wt = w[h + t];
+    const double* a = src0 + static_cast<std::ptrdiff_t>(t) * step;
+    const double* b = src0 - static_cast<std::ptrdiff_t>(t) * step;
+    for (std::size_t k = 0; k < L; ++k) acc[k] += wt * (a[k] + b[k]);
+  }
+}
+
+}  // namespace
+
+// Separable kernel: for every run of active channel blocks, (1) x-convolve the work rows the
+// output region needs (output columns only) into ws.sep_, one plane per component, (2) y-convolve
+// those into the output region of the work cube itself (what the binning reads). The margin
+// (>= the kernel half-size) holds every input pixel, so this is the same zero-padded linear
+// convolution as the FFT. Gaussian factors are symmetric (made exactly so at construction), so
+// each tap pair is one multiply; vectorised over channels (spectrum-contiguous layout).
+void GenericIfu::convolve_separable(Workspace& ws) const {
+  const std::size_t nlw = ws.nlw_, B = ws.block_, nb = ws.active_.size(), rowp = ws.nxf_;
+  const std::size_t s = static_cast<std::size_t>(config_.oversample), h = static_cast<std::size_t>(kernel_.half);
+  const std::size_t nc = sep_x_.size();
+  const std::size_t nxo = static_cast<std::size_t>(spatial_.nx) * s, nyo = static_cast<std::size_t>(spatial_.ny) * s;
+  const std::size_t I0 = static_cast<std::size_t>(margin_) * s, J0 = I0;
+  const std::size_t rows = nyo + 2 * h;  // work rows J0 - h .. J0 + nyo + h - 1
+  if (ws.sep_.size() < nc * rows * nxo * nlw) ws.sep_.resize(nc * rows * nxo * nlw);
+  double* W = ws.real_;
+  for (std::size_t b = 0; b < nb;) {
+    if (!ws.active_[b]) {
+      ++b;
+      continue;
+    }
+    std::size_t e = b;
+    while (e < nb && ws.active_[e]) ++e;
+    const std::size_t k0 = b * B, k1 = std::min(nlw, e * B), L = k1 - k0;
+    b = e;
+    ws.transformed_ += L;
+    // x: tmp(J, I) = sum_d kx[d] in(J, I - d) over the rows J0 - h .. J0 + nyo + h - 1.
+    for (std::size_t c = 0; c < nc; ++c)
+      for (std::size_t jt = 0; jt < rows; ++jt) {
+        const double* wrow = W + (J0 - h + jt) * rowp * nlw + k0;
+        double* trow = ws.sep_.data() + (c * rows + jt) * nxo * L;
+        for (std::size_t it = 0; it < nxo; ++it)
+          symmetric_taps(trow + it * L, wrow + (I0 + it) * nlw, static_cast<std::ptrdiff_t>(nlw), sep_x_[c].data(), h, L,
+                         false);
+      }
+    // y: out(J, I) = sum_c sum_d ky[d] tmp_c(J - d, I), into the work cube's output region.
+    for (std::size_t jo = 0; jo < nyo; ++jo)
+      for (std::size_t it = 0; it < nxo; ++it) {
+        double* dst = W + ((J0 + jo) * rowp + I0 + it) * nlw + k0;
+        for (std::size_t c = 0; c < nc; ++c)
+          symmetric_taps(dst, ws.sep_.data() + ((c * rows + jo + h) * nxo + it) * L, static_cast<std::ptrdiff_t>(nxo * L),
+                         sep_y_[c].data(), h, L, c > 0);
+      }
+  }
 }
 
 // ---- reference path ----

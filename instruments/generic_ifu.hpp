@@ -15,7 +15,8 @@
 //      range is lost, as in a real instrument)
 //   -> area-weighted (flux conserving) resampling onto the WORK grid: fine pixels of
 //      spaxel/oversample covering the field plus a margin of >= the PSF radius
-//   -> PSF: zero-padded linear convolution with the pixel-integrated, unit-sum kernel (FFT)
+//   -> PSF: zero-padded linear convolution with the pixel-integrated, unit-sum kernel (separable
+//      1-D passes for Gaussian / multi-Gaussian kernels, else FFT)
 //   -> binning of oversample x oversample fine pixels into each spaxel (mean surface brightness).
 // The PSF does not depend on wavelength, so doing the LSF before the PSF is the same operator as
 // "PSF per channel, then LSF" (they act on different axes) and much cheaper.
@@ -141,7 +142,7 @@ class GenericIfu {
     void clear();
     /// Declares channels [k0, k1) as holding light (so their FFTs are not skipped). k1 <= nl()+1.
     void mark_active(std::size_t k0, std::size_t k1);
-    /// Number of channels (of nl()+1) whose transforms the last convolve_and_bin() computed.
+    /// Number of channels (of nl()+1) the last convolve_and_bin() convolved with the PSF.
     std::size_t transformed_channels() const { return transformed_; }
 
    private:
@@ -152,6 +153,7 @@ class GenericIfu {
     std::vector<unsigned char> active_;  // per block
     std::size_t dirty_lo_ = 0, dirty_hi_ = 0;  // channel range possibly non-zero
     std::size_t transformed_ = 0;
+    std::vector<double> sep_;            // separable PSF: the x-convolved rows of each component
   };
   Workspace make_workspace() const { return Workspace(*this); }
 
@@ -167,6 +169,9 @@ class GenericIfu {
   int fft_ny() const { return nyf_; }
   /// The PSF kernel on the work grid's pixels (unit sum).
   const PsfKernel& psf_kernel() const { return kernel_; }
+  /// True when the kernel is a sum of separable terms (Gaussian, multi-Gaussian): then the PSF is
+  /// applied as 1-D convolutions along x and y of the output region only (no FFT).
+  bool psf_separable() const { return !sep_x_.empty(); }
   double psf_fwhm_arcsec() const { return psf_fwhm_; }
   double psf_radius_arcsec() const { return psf_radius_; }
   /// Fraction of the analytic PSF's light beyond the truncation radius (before renormalisation);
@@ -198,6 +203,10 @@ class GenericIfu {
   PsfKernel kernel_;
   double psf_fwhm_ = 0.0, psf_radius_ = 0.0, psf_lost_ = 0.0;
   bool psf_enabled_ = true;
+  // Separable kernel: kernel(dx, dy) = sum_c sep_x_[c][dx + half] * sep_y_[c][dy + half].
+  std::vector<std::vector<double>> sep_x_, sep_y_;
+  void convolve_separable(Workspace& ws) const;
+  bool lsf_kms_ = true;             // lsf_kind == "sigma_kms"
   std::vector<double> lsf_table_;  // uniform table of sigma_um when the LSF is tabulated
   double lsf_t0_ = 0.0, lsf_inv_dt_ = 0.0;
   std::unique_ptr<Fft> fft_;

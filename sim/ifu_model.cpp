@@ -101,12 +101,18 @@ struct LightIntegrator {
   }
 };
 
+// floor() as an integer, for |x| < 2^62 (std::floor is a libm call at the baseline x86-64 ISA).
+inline long floor_long(double x) {
+  const long i = static_cast<long>(x);
+  return i - (x < static_cast<double>(i) ? 1 : 0);
+}
+
 // Adds a Gaussian line (centre lc, sigma sig, um; surface brightness amp per arcsec^2) integrated
 // over the linear output channels [0, nl), renormalised to its ±nsig channel range.
 inline void add_line(double* spec, long nl, double e0, double step, double inv_step, double lc, double sig,
                      double amp, double nsig, const CdfTable& cdf, long& kmin, long& kmax) {
-  const long k0 = static_cast<long>(std::floor((lc - nsig * sig - e0) * inv_step));
-  const long k1 = static_cast<long>(std::floor((lc + nsig * sig - e0) * inv_step));
+  const long k0 = floor_long((lc - nsig * sig - e0) * inv_step);
+  const long k1 = floor_long((lc + nsig * sig - e0) * inv_step);
   if (k1 < 0 || k0 >= nl) return;
   const double inv_sig = 1.0 / sig;
   const double t0 = (e0 + k0 * step - lc) * inv_sig, dt = step * inv_sig;
