@@ -123,6 +123,15 @@ TEST(CliFit, SmallSlitsteppingProductEndToEndWithSampler) {
     EXPECT_TRUE(std::isfinite(json_number(js, "err", d))) << d;
   }
   EXPECT_NE(js.find("\"cramer_rao\""), std::string::npos);
+  // Cube space of a slit-stepping product: the default likelihood inflates sigma by sqrt(kappa),
+  // kappa measured through the reconstruction (fit/cube_noise).
+  EXPECT_EQ(json_string(js, "likelihood"), "inflate");
+  const double kappa = json_number(js, "kappa_median", "cube_noise");
+  std::printf("[ info ] cube noise: kappa median %.3f, mean %.3f, var_ratio %.3f\n", kappa,
+              json_number(js, "kappa_mean", "cube_noise"), json_number(js, "var_ratio", "cube_noise"));
+  EXPECT_GT(kappa, 1.5);
+  EXPECT_LT(kappa, 10.0);
+  EXPECT_NEAR(json_number(js, "var_ratio", "cube_noise"), 1.0, 0.1);
   // Noiseless: the truth (default galaxy, i = 55) from the per-spaxel start.
   const double vc = json_number(js, "value", "vc_kms"), s0 = json_number(js, "value", "sigma0_kms");
   const double inc = json_number(js, "value", "inclination_deg"), pa = json_number(js, "value", "pa_deg");
@@ -156,6 +165,7 @@ TEST(CliFit, SmallSlitsteppingProductEndToEndWithSampler) {
   ASSERT_EQ(e.exit_code, 0) << e.output;
   const std::string je = read_text(dir.file("fitexp/fit.json"));
   EXPECT_EQ(json_string(je, "space"), "exposures");
+  EXPECT_EQ(json_string(je, "likelihood"), "<absent>");  // no cube-space likelihood
   std::printf("[ info ] exposure space (4 iterations): status %s, vc %.2f\n", json_string(je, "status").c_str(),
               json_number(je, "value", "vc_kms"));
   EXPECT_TRUE(fitsverify_ok(dir.file("fitexp/model.fits"), &v)) << v;
@@ -177,6 +187,7 @@ TEST(CliFit, GenericIfuStatusesNeverSilentNaN) {
               json_number(js, "value", "sigma0_kms"), json_number(js, "err", "sigma0_kms"),
               json_number(js, "value", "pa_deg"), json_number(js, "value", "inclination_deg"), json_number(js, "wall_s"));
   EXPECT_EQ(json_string(js, "status"), "converged");
+  EXPECT_EQ(json_string(js, "likelihood"), "independent");  // a generic IFU's own reconstruction is unknown
   std::string v;
   EXPECT_TRUE(fitsverify_ok(dir.file("good/model.fits"), &v)) << v;
 
