@@ -1,7 +1,9 @@
 // Tests of fit/forward: maximum likelihood through a ModelOperator on cheap analytic toy
 // operators — recovery from a 20%-perturbed start, pulls over noise realisations, covariance =
-// inverse Fisher matrix for a linear model, determinism over threads, and the failure statuses
-// (bad start, face-on degeneracy, no signal, no data). Numbers are printed as "[ info ]" lines.
+// inverse Fisher matrix for a linear model, determinism over threads, the failure statuses
+// (bad start, face-on degeneracy, no signal, no data), and the Jacobian options (forward /
+// central differences, analytic columns of proportional parameters, reduced residuals for Ceres)
+// against the plain central-difference fit. Numbers are printed as "[ info ]" lines.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -59,6 +61,18 @@ class ToyDiskOperator final : public ModelOperator {
  private:
   int n_, nl_;
   double pix_, dv_;
+};
+
+// The toy disk declaring what it is: exactly proportional to halpha_flux_cgs.
+class ProportionalToyDiskOperator final : public ModelOperator {
+ public:
+  std::size_t data_size() const override { return toy_.data_size(); }
+  std::unique_ptr<Workspace> make_workspace() const override { return toy_.make_workspace(); }
+  Status evaluate(const GalaxyParams& p, double* out, Workspace& ws) const override { return toy_.evaluate(p, out, ws); }
+  bool proportional_to(const std::string& name, const GalaxyParams&) const override { return name == "halpha_flux_cgs"; }
+
+ private:
+  ToyDiskOperator toy_;
 };
 
 // A linear model: out = B * c(params) with c = (v0/50, flux/1e-17, z0, center_x) and a fixed
@@ -248,6 +262,94 @@ TEST(ForwardFit, LinearModelCovarianceEqualsInverseFisher) {
   EXPECT_LT(max_fit_vs_fisher, 1e-9);
   EXPECT_LT(max_fisher_vs_exact, 1e-9);
   for (int a = 0; a < 4; ++a) EXPECT_NEAR(f.crb[static_cast<std::size_t>(a)], std::sqrt(C(a, a)), 1e-9 * std::sqrt(C(a, a)));
+}
+
+TEST(ForwardFit, JacobianSchemesAndAnalyticProportionalColumn) {
+  const ProportionalToyDiskOperator op;
+  const GalaxyParams truth = toy_truth();
+  const double sigma = 0.0005 * truth.halpha_flux_cgs;
+  FitProblem p = toy_problem(op, truth, sigma, 21, kToyFree, 0.1);
+  p.param.spec("halpha_flux_cgs").prior = Prior::gaussian(2e-17, 1e-18);  // a prior row too
+  p.param.spec("sigma0_kms").prior = Prior::gaussian(45.0, 5.0);
+  const std::vector<double> theta = p.param.start();
+  const std::size_t n = theta.size();
+  ProblemEvaluator ev(p, 2);
+  ASSERT_EQ(ev.proportional_parameters(), std::vector<int>{4});
+  const std::size_t m = ev.num_residuals();
+  std::vector<double> jc(m * n), jl(m * n), jf(m * n), r(m);
+  long e0 = ev.evaluations();
+  ASSERT_TRUE(ev.jacobian(theta.data(), 1e-3, jc.data()).ok());  // central, no analytic column, row-major
+  const long n_central = ev.evaluations() - e0;
+  e0 = ev.evaluations();
+  ASSERT_TRUE(ev.jacobian(theta.data(), 1e-3, FiniteDifferences::kCentral, true, jl.data(), r.data(), false).ok());
+  const long n_central_lin = ev.evaluations() - e0;  // only the centre: the other points are reused
+  e0 = ev.evaluations();
+  std::vector<double> theta2 = theta;
+  theta2[0] *= 1.01;  // a new point: nothing to reuse
+  ASSERT_TRUE(ev.jacobian(theta2.data(), 1e-3, FiniteDifferences::kForward, true, jf.data(), r.data(), false).ok());
+  const long n_forward_lin = ev.evaluations() - e0;
+  EXPECT_EQ(n_central, 2 * static_cast<long>(n));
+  EXPECT_EQ(n_central_lin, 1);
+  EXPECT_EQ(n_forward_lin, static_cast<long>(n));  // n - 1 points + the centre
+  double dflux = 0.0, nflux = 0.0, dother = 0.0, nother = 0.0;
+  for (std::size_t q = 0; q < m; ++q)
+    for (std::size_t i = 0; i < n; ++i) {
+      const double a = jc[q * n + i], b = jl[q * n + i];
+      (i == 4 ? dflux : dother) = std::max(i == 4 ? dflux : dother, std::abs(a - b));
+      (i == 4 ? nflux : nother) = std::max(i == 4 ? nflux : nother, std::abs(a));
+    }
+  std::printf("[ info ] analytic flux column vs central differences: max |diff| / max |column| = %.2e; other "
+              "columns identical: %.1e\n",
+              dflux / nflux, dother / nother);
+  EXPECT_LT(dflux / nflux, 1e-8);
+  EXPECT_EQ(dother, 0.0);
+  // Forward differences at theta2 vs central ones there: O(step) relative agreement.
+  std::vector<double> jc2(m * n);
+  ASSERT_TRUE(ev.jacobian(theta2.data(), 1e-3, FiniteDifferences::kCentral, true, jc2.data(), nullptr, false).ok());
+  for (std::size_t i = 0; i < n; ++i) {
+    double d = 0.0, c = 0.0;
+    for (std::size_t q = 0; q < m; ++q) d += std::pow(jf[q * n + i] - jc2[q * n + i], 2), c += std::pow(jc2[q * n + i], 2);
+    std::printf("[ info ]   %-16s |forward - central| / |central| = %.2e\n", kToyFree[i].c_str(), std::sqrt(d / c));
+    EXPECT_LT(std::sqrt(d / c), 5e-3) << kToyFree[i];
+  }
+  // Column-major layout = the transpose.
+  std::vector<double> jcm(m * n);
+  ASSERT_TRUE(ev.jacobian(theta2.data(), 1e-3, FiniteDifferences::kCentral, true, jcm.data(), nullptr, false, true).ok());
+  for (std::size_t q = 0; q < m; ++q)
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(jcm[i * m + q], jc2[q * n + i]);
+}
+
+TEST(ForwardFit, FastJacobianOptionsGiveThePlainCentralDifferenceFit) {
+  const ProportionalToyDiskOperator op;
+  const GalaxyParams truth = toy_truth();
+  const double sigma = 0.0005 * truth.halpha_flux_cgs;
+  FitOptions plain, fast;
+  plain.threads = fast.threads = 2;
+  plain.fd_iterations = FiniteDifferences::kCentral;
+  plain.linear_columns = false;
+  plain.reduce_residuals = false;
+  long ev_plain = 0, ev_fast = 0;
+  double worst_value = 0.0, worst_err = 0.0;
+  for (std::uint64_t seed : {31u, 32u, 33u}) {
+    const FitProblem p = toy_problem(op, truth, sigma, seed, kToyFree, 0.2);
+    const FitResult a = fit_maximum_likelihood(p, plain), b = fit_maximum_likelihood(p, fast);
+    ASSERT_EQ(a.status, FitStatus::kConverged) << a.reason;
+    ASSERT_EQ(b.status, FitStatus::kConverged) << b.reason;
+    ev_plain += a.n_model_evaluations;
+    ev_fast += b.n_model_evaluations;
+    for (const auto& nm : kToyFree) {
+      worst_value = std::max(worst_value, std::abs(a.value(nm) - b.value(nm)) / a.err(nm));
+      worst_err = std::max(worst_err, std::abs(a.err(nm) / b.err(nm) - 1.0));
+    }
+    EXPECT_NEAR(a.chi2, b.chi2, 1e-6 * a.chi2);
+  }
+  std::printf("[ info ] fast vs plain fits (3 noisy toy cubes): max |value difference| %.1e sigma, max relative error "
+              "difference %.1e; evaluations %ld vs %ld\n",
+              worst_value, worst_err, ev_fast, ev_plain);
+  // Both stop where Ceres' tolerances say: the solutions agree far inside the statistical error.
+  EXPECT_LT(worst_value, 0.01);
+  EXPECT_LT(worst_err, 1e-4);
+  EXPECT_LT(ev_fast, 0.6 * ev_plain);
 }
 
 TEST(ForwardFit, BadStartGivesReason) {
