@@ -4,6 +4,7 @@
 #include "core/cosmology.hpp"
 #include "sim/galaxy.hpp"
 #include "sim/render.hpp"
+#include "sim/simulate.hpp"
 
 using namespace slitstep;
 
@@ -61,3 +62,69 @@ static void BM_GalaxyModelConstruction(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_GalaxyModelConstruction)->Unit(benchmark::kMicrosecond);
+
+// ------------------------------------------------------------------------------------------
+// The forward fitter's case (fit/slitstep_operator.cpp): render_into a pre-allocated cube, one
+// thread, the default galaxy (continuum on: it fills the line window), lines [NII]6548, Halpha,
+// [NII]6584 only, no continuum windows, a fixed window half-width (the default galaxy's rule +
+// 200 km/s, as the operator uses), over the field the default MSA-3D footprint needs
+// (required_field_of_view). Arg(0) = pixel in units of 0.01" (2 or 4). Each iteration changes
+// vc_kms (a new model each time, as in a fit); the model construction is outside the timing.
+namespace {
+RenderOptions fitter_options(double pixel_arcsec) {
+  RenderOptions o;
+  o.threads = 1;
+  o.pixel_arcsec = pixel_arcsec;
+  const FieldOfView f = required_field_of_view(NirspecConfig{}, pixel_arcsec);
+  o.fov_x_arcsec = f.x_arcsec;
+  o.fov_y_arcsec = f.y_arcsec;
+  o.lines = {LineId::kNII6548, LineId::kHalpha, LineId::kNII6584};
+  o.continuum_windows = false;
+  const GalaxyModel base(GalaxyParams{}, Cosmology());
+  o.window_half_width_kms = render(base, o, SkyFrame{}).window_half_width_kms + 200.0;
+  return o;
+}
+}  // namespace
+
+static void BM_RenderIntoFitter(benchmark::State& state) {
+  const RenderOptions o = fitter_options(0.01 * static_cast<double>(state.range(0)));
+  const bool use_workspace = state.range(1) != 0;
+  const Cosmology cosmo;
+  GalaxyParams g;
+  const GalaxyModel m180(g, cosmo);
+  g.vc_kms = 181.0;
+  const GalaxyModel m181(g, cosmo);
+  Cube cube = Cube::zeros(render_spatial_grid(o), render_wavelength_grid(m180, o));
+  RenderWorkspace ws;
+  bool flip = false;
+  for (auto _ : state) {
+    flip = !flip;
+    const GalaxyModel& m = flip ? m181 : m180;
+    RenderSummary s = use_workspace ? render_into(m, o, cube, ws) : render_into(m, o, cube);
+    benchmark::DoNotOptimize(s.line_flux_fov_cgs.data());
+  }
+  state.counters["pixels"] = static_cast<double>(cube.spatial.size());
+  state.counters["channels"] = static_cast<double>(cube.nl());
+}
+// Args: pixel (0.01"), workspace (0 = stateless render_into, 1 = with a RenderWorkspace).
+BENCHMARK(BM_RenderIntoFitter)->ArgsProduct({{2, 4}, {0, 1}})->Unit(benchmark::kMillisecond);
+
+// The workspace when every call changes the light geometry (re_arcsec alternates): nothing is
+// reused (the line search of a fit moves all parameters at once).
+static void BM_RenderIntoFitterLightChanges(benchmark::State& state) {
+  const RenderOptions o = fitter_options(0.01 * static_cast<double>(state.range(0)));
+  const Cosmology cosmo;
+  GalaxyParams g;
+  const GalaxyModel ma(g, cosmo);
+  g.re_arcsec = 0.36;
+  const GalaxyModel mb(g, cosmo);
+  Cube cube = Cube::zeros(render_spatial_grid(o), render_wavelength_grid(ma, o));
+  RenderWorkspace ws;
+  bool flip = false;
+  for (auto _ : state) {
+    flip = !flip;
+    RenderSummary s = render_into(flip ? mb : ma, o, cube, ws);
+    benchmark::DoNotOptimize(s.line_flux_fov_cgs.data());
+  }
+}
+BENCHMARK(BM_RenderIntoFitterLightChanges)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond);

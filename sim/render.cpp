@@ -1,10 +1,15 @@
 #include "sim/render.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "core/normal_cdf.hpp"
 #include "core/units.hpp"
@@ -14,8 +19,6 @@ namespace slitstep {
 namespace {
 
 std::size_t li(LineId id) { return static_cast<std::size_t>(id); }
-
-const NormalCdfTable& normal_cdf() { return normal_cdf_table(); }
 
 // ------------------------------------------------------------------------------------------
 // Pixel integration of the (elliptical Sérsic) light profile.
@@ -158,19 +161,162 @@ struct RenderLine {
 struct WindowInfo {
   double lower_edge_um;
   double step_um;
+  double inv_step;  // 1 / step_um
   int n;
   std::size_t offset;
 };
 
+// ------------------------------------------------------------------------------------------
+// The normal CDF at the channel edges of a line profile, bit-identical to NormalCdfTable.
+// ------------------------------------------------------------------------------------------
+// The core table (core/normal_cdf.hpp) is evaluated one point at a time; here the same nodes
+// are stored as rows {cdf_k, pdf_k, cdf_k+1, pdf_k+1} so that four points are interpolated
+// at once with AVX2 (when the CPU has it), with exactly the same floating-point operations in
+// the same order (no FMA), hence the same values. The rows are rebuilt from the core formulas
+// and checked against the core table at every node and every mid-interval point at
+// construction; if anything differs the scalar core table is used instead.
+#if defined(__x86_64__) || defined(__i386__)
+// p[m] = Phi(t0 + m dt) for m = 0 .. count - 1 rounded up to a multiple of 4 (p 32-byte
+// aligned), four at a time with AVX2 only (no FMA: every product and sum is rounded as in
+// NormalCdfTable::operator(), so the values are the same bit for bit).
+__attribute__((target("avx2"))) void cdf_edges_avx2(const double* rows, double t0, double dt, long count,
+                                                     double* p) {
+  using T = NormalCdfTable;
+  const __m256d vt0 = _mm256_set1_pd(t0), vdt = _mm256_set1_pd(dt);
+  const __m256d kt = _mm256_set1_pd(T::kT), nkt = _mm256_set1_pd(-T::kT), per = _mm256_set1_pd(T::kPerUnit);
+  const __m256d one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0), three = _mm256_set1_pd(3.0);
+  const __m256d mtwo = _mm256_set1_pd(-2.0), four = _mm256_set1_pd(4.0);
+  const __m128i kmax = _mm_set1_epi32(T::kN - 2), kmin = _mm_setzero_si128();
+  __m256d vm = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
+  for (long m = 0; m < count; m += 4, vm = _mm256_add_pd(vm, four)) {
+    const __m256d t = _mm256_add_pd(vt0, _mm256_mul_pd(vm, vdt));  // t0 + m * dt
+    const __m256d u = _mm256_mul_pd(_mm256_add_pd(t, kt), per);
+    // static_cast<int> truncates; clamp to the last interval (and, for lanes replaced by 0
+    // below, to the first, so that every load is inside the table).
+    const __m128i k = _mm_max_epi32(_mm_min_epi32(_mm256_cvttpd_epi32(u), kmax), kmin);
+    const __m256d f = _mm256_sub_pd(u, _mm256_cvtepi32_pd(k));
+    const __m256d f2 = _mm256_mul_pd(f, f), f3 = _mm256_mul_pd(f2, f);
+    const __m256d two_f3 = _mm256_mul_pd(two, f3), three_f2 = _mm256_mul_pd(three, f2);
+    const __m256d h00 = _mm256_add_pd(_mm256_sub_pd(two_f3, three_f2), one);
+    const __m256d h10 = _mm256_add_pd(_mm256_sub_pd(f3, _mm256_mul_pd(two, f2)), f);
+    const __m256d h01 = _mm256_add_pd(_mm256_mul_pd(mtwo, f3), three_f2);
+    const __m256d h11 = _mm256_sub_pd(f3, f2);
+    const __m256d r0 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(_mm_extract_epi32(k, 0)));
+    const __m256d r1 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(_mm_extract_epi32(k, 1)));
+    const __m256d r2 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(_mm_extract_epi32(k, 2)));
+    const __m256d r3 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(_mm_extract_epi32(k, 3)));
+    const __m256d a01 = _mm256_unpacklo_pd(r0, r1), b01 = _mm256_unpackhi_pd(r0, r1);  // c0 c0 c1 c1 | d0 d0 d1 d1
+    const __m256d a23 = _mm256_unpacklo_pd(r2, r3), b23 = _mm256_unpackhi_pd(r2, r3);
+    const __m256d c0 = _mm256_permute2f128_pd(a01, a23, 0x20), c1 = _mm256_permute2f128_pd(a01, a23, 0x31);
+    const __m256d d0 = _mm256_permute2f128_pd(b01, b23, 0x20), d1 = _mm256_permute2f128_pd(b01, b23, 0x31);
+    __m256d v = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(h00, c0), _mm256_mul_pd(h10, d0)),
+                                            _mm256_mul_pd(h01, c1)),
+                              _mm256_mul_pd(h11, d1));
+    v = _mm256_blendv_pd(v, one, _mm256_cmp_pd(t, kt, _CMP_GE_OQ));
+    v = _mm256_blendv_pd(v, _mm256_setzero_pd(), _mm256_cmp_pd(t, nkt, _CMP_LE_OQ));
+    _mm256_store_pd(p + m, v);
+  }
+}
+#endif
+
+class CdfRows {
+ public:
+  using T = NormalCdfTable;
+  static constexpr int kRows = T::kN - 1;
+  CdfRows() : rows_(static_cast<std::size_t>(kRows) * 4) {
+    std::vector<double> c(T::kN), d(T::kN);
+    for (int k = 0; k < T::kN; ++k) {  // the formulas of NormalCdfTable's constructor
+      const double t = -T::kT + k / T::kPerUnit;
+      c[k] = 0.5 * std::erfc(-t / std::sqrt(2.0));
+      d[k] = std::exp(-0.5 * t * t) / std::sqrt(2.0 * kPi) / T::kPerUnit;
+    }
+    for (int k = 0; k < kRows; ++k) {
+      double* r = rows_.data() + static_cast<std::size_t>(k) * 4;
+      r[0] = c[k]; r[1] = d[k]; r[2] = c[k + 1]; r[3] = d[k + 1];
+    }
+    const NormalCdfTable& ref = normal_cdf_table();
+    ok_ = true;
+    for (int k = 0; k < 2 * T::kN && ok_; ++k) {
+      const double t = -T::kT + 0.5 * k / T::kPerUnit;
+      ok_ = std::bit_cast<std::uint64_t>(scalar(t)) == std::bit_cast<std::uint64_t>(ref(t));
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    // The vector kernel must give the same values too (it would not if the build let the
+    // compiler fuse multiply-adds differently): checked on the nodes, the mid-points and an
+    // off-grid sweep across both ends.
+    if (ok_ && __builtin_cpu_supports("avx2")) {
+      avx2_ = true;
+      const struct { double t0, dt; long n; } sweeps[] = {{-T::kT, 0.5 / T::kPerUnit, 2 * T::kN}, {-8.7, 0.0137, 1300}};
+      for (const auto& sw : sweeps) {
+        std::vector<double> buf(static_cast<std::size_t>(sw.n) + 8);
+        double* p = buf.data() + (4 - (reinterpret_cast<std::uintptr_t>(buf.data()) / 8) % 4) % 4;
+        cdf_edges_avx2(rows_.data(), sw.t0, sw.dt, sw.n, p);
+        for (long m = 0; m < sw.n && avx2_; ++m)
+          avx2_ = std::bit_cast<std::uint64_t>(p[m]) == std::bit_cast<std::uint64_t>(ref(sw.t0 + m * sw.dt));
+      }
+    }
+#endif
+  }
+  bool ok() const { return ok_; }
+  bool avx2() const { return avx2_; }
+  const double* rows() const { return rows_.data(); }
+  // The operations of NormalCdfTable::operator(), on the rows.
+  double scalar(double t) const {
+    if (t <= -T::kT) return 0.0;
+    if (t >= T::kT) return 1.0;
+    const double u = (t + T::kT) * T::kPerUnit;
+    int k = static_cast<int>(u);
+    if (k >= T::kN - 1) k = T::kN - 2;
+    const double f = u - k;
+    const double f2 = f * f, f3 = f2 * f;
+    const double h00 = 2 * f3 - 3 * f2 + 1, h10 = f3 - 2 * f2 + f, h01 = -2 * f3 + 3 * f2, h11 = f3 - f2;
+    const double* r = rows_.data() + static_cast<std::size_t>(k) * 4;
+    return h00 * r[0] + h10 * r[1] + h01 * r[2] + h11 * r[3];
+  }
+
+ private:
+  std::vector<double> rows_;
+  bool ok_ = false, avx2_ = false;
+};
+
+const CdfRows& cdf_rows() {
+  static const CdfRows rows;
+  return rows;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// out[c] += (p[c + 1] - p[c]) * scale for c = 0 .. nch - 1 (p 32-byte aligned, readable up to
+// index nch rounded up to a multiple of 4); aligned loads only (no load straddles two of the
+// stores that just wrote p).
+__attribute__((target("avx2"))) void add_differences_avx2(const double* p, long nch, double scale, double* out) {
+  const __m256d vscale = _mm256_set1_pd(scale);
+  long c = 0;
+  if (nch >= 4) {
+    __m256d a = _mm256_load_pd(p);
+    for (; c + 4 <= nch; c += 4) {
+      const __m256d next = _mm256_load_pd(p + c + 4);
+      const __m256d b = _mm256_permute4x64_pd(_mm256_blend_pd(a, next, 0x1), 0x39);  // p[c+1 .. c+4]
+      _mm256_storeu_pd(out + c, _mm256_add_pd(_mm256_loadu_pd(out + c), _mm256_mul_pd(_mm256_sub_pd(b, a), vscale)));
+      a = next;
+    }
+  }
+  for (; c < nch; ++c) out[c] += (p[c + 1] - p[c]) * scale;
+}
+#endif
+
+// static_cast<long>(std::floor(x)) without the libm call (x is far inside the range of long).
+inline long floor_long(double x) {
+  const long k = static_cast<long>(x);  // truncates toward zero
+  return static_cast<double>(k) > x ? k - 1 : k;
+}
+
 // A line component: flux surface density `amp` (erg/s/cm^2/arcsec^2) spread as a Gaussian in
 // wavelength (centre lam_c, sigma sig) over the channels of window w, renormalised to the
 // computed range. Returns false if the ±n_sigma range was cut by the window edge.
-inline bool add_line(double* spec, const WindowInfo& w, double lam_c, double sig, double amp,
-                     double nsig, const NormalCdfTable& cdf) {
+inline bool add_line(double* spec, const WindowInfo& w, double lam_c, double sig, double amp, double nsig) {
   const double lo = lam_c - nsig * sig, hi = lam_c + nsig * sig;
-  const double inv_step = 1.0 / w.step_um;
-  long k0 = static_cast<long>(std::floor((lo - w.lower_edge_um) * inv_step));
-  long k1 = static_cast<long>(std::floor((hi - w.lower_edge_um) * inv_step));
+  long k0 = floor_long((lo - w.lower_edge_um) * w.inv_step);
+  long k1 = floor_long((hi - w.lower_edge_um) * w.inv_step);
   bool ok = true;
   if (k0 < 0) { k0 = 0; ok = false; }
   if (k1 > w.n - 1) { k1 = w.n - 1; ok = false; }
@@ -178,19 +324,42 @@ inline bool add_line(double* spec, const WindowInfo& w, double lam_c, double sig
   const double inv_sig = 1.0 / sig;
   const double t0 = (w.lower_edge_um + k0 * w.step_um - lam_c) * inv_sig;
   const double dt = w.step_um * inv_sig;
-  const double p_first = cdf(t0);
-  const double p_last = cdf(t0 + (k1 - k0 + 1) * dt);
-  const double norm = p_last - p_first;
+  // Channel k0 + c lies between the edges c and c + 1 (c = 0 .. nch - 1), edge m at t0 + m dt.
+  const long nch = k1 - k0 + 1;
+  double* out = spec + w.offset + k0;
+  const CdfRows& tab = cdf_rows();
+#if defined(__x86_64__) || defined(__i386__)
+  if (tab.avx2()) {
+    constexpr long kStack = 512;
+    alignas(32) double stack[kStack];
+    std::vector<double> heap;
+    const long n_alloc = (nch + 1 + 3) / 4 * 4 + 4;
+    double* p = stack;
+    if (n_alloc > kStack) {  // very wide profiles (fine channels): a 32-byte aligned heap buffer
+      heap.resize(static_cast<std::size_t>(n_alloc) + 4);
+      p = heap.data() + (4 - (reinterpret_cast<std::uintptr_t>(heap.data()) / 8) % 4) % 4;
+    }
+    cdf_edges_avx2(tab.rows(), t0, dt, nch + 1, p);
+    const double norm = p[nch] - p[0];
+    if (!(norm > 0.0)) return false;
+    add_differences_avx2(p, nch, amp / (norm * w.step_um), out);
+    return ok;
+  }
+#endif
+  // The same values one edge at a time (the rows if they reproduce the core table, else the
+  // core table itself).
+  const NormalCdfTable& core = normal_cdf_table();
+  auto phi = [&](double t) { return tab.ok() ? tab.scalar(t) : core(t); };
+  const double p_first = phi(t0);
+  const double norm = phi(t0 + nch * dt) - p_first;
   if (!(norm > 0.0)) return false;
   const double scale = amp / (norm * w.step_um);
   double prev = p_first;
-  double* out = spec + w.offset;
-  for (long k = k0; k < k1; ++k) {
-    const double p = cdf(t0 + (k - k0 + 1) * dt);
-    out[k] += (p - prev) * scale;
-    prev = p;
+  for (long m = 1; m <= nch; ++m) {
+    const double pv = phi(t0 + m * dt);
+    out[m - 1] += (pv - prev) * scale;
+    prev = pv;
   }
-  out[k1] += (p_last - prev) * scale;
   return ok;
 }
 
@@ -307,6 +476,52 @@ WavelengthGrid render_wavelength_grid(const GalaxyModel& m, const RenderOptions&
   return WavelengthGrid::from_windows(std::move(windows));
 }
 
+// ------------------------------------------------------------------------------------------
+// RenderWorkspace
+// ------------------------------------------------------------------------------------------
+
+namespace {
+// A cache key: the bit patterns of the values a cached quantity is computed from.
+class Key {
+ public:
+  Key& add(double v) { v_.push_back(std::bit_cast<std::uint64_t>(v)); return *this; }
+  Key& add(long long v) { v_.push_back(static_cast<std::uint64_t>(v)); return *this; }
+  Key& add(const std::optional<double>& v) { add(static_cast<long long>(v.has_value())); return add(v.value_or(0.0)); }
+  bool operator==(const Key&) const = default;
+  void clear() { v_.clear(); }
+
+ private:
+  std::vector<std::uint64_t> v_;
+};
+}  // namespace
+
+struct RenderWorkspace::Impl {
+  // Line-ratio table (valid while table_key matches) and its generation.
+  std::optional<RatioTable> table;
+  Key table_key;
+  long long table_generation = 0;
+  // Light maps (valid while light_key matches; the key includes the table generation).
+  Key light_key;
+  bool light_valid = false;
+  std::vector<double> disk_acc, cont_light, disk_light;
+  Stats stats;
+  void clear() {
+    table.reset();
+    table_key.clear();
+    light_key.clear();
+    light_valid = false;
+  }
+};
+
+RenderWorkspace::RenderWorkspace() : impl_(std::make_unique<Impl>()) {}
+RenderWorkspace::~RenderWorkspace() = default;
+RenderWorkspace::RenderWorkspace(RenderWorkspace&&) noexcept = default;
+RenderWorkspace& RenderWorkspace::operator=(RenderWorkspace&&) noexcept = default;
+RenderWorkspace::Stats RenderWorkspace::stats() const { return impl_ ? impl_->stats : Stats{}; }
+void RenderWorkspace::clear() {
+  if (impl_) impl_->clear();
+}
+
 RenderResult render(const GalaxyModel& model, const RenderOptions& options, const SkyFrame& sky) {
   RenderResult r;
   r.cube = Cube::zeros(render_spatial_grid(options), render_wavelength_grid(model, options), sky,
@@ -317,6 +532,15 @@ RenderResult render(const GalaxyModel& model, const RenderOptions& options, cons
 }
 
 RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options, Cube& cube) {
+  RenderWorkspace ws;  // nothing cached: the same code path, every map computed
+  return render_into(model, options, cube, ws);
+}
+
+RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options, Cube& cube,
+                          RenderWorkspace& workspace) {
+  if (!workspace.impl_) workspace.impl_ = std::make_unique<RenderWorkspace::Impl>();
+  RenderWorkspace::Impl& ws = *workspace.impl_;
+  ++ws.stats.calls;
   options.validate();
   const SpatialGrid sg = render_spatial_grid(options);
   const double hw = window_half_width(model, options);
@@ -329,7 +553,6 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
       throw InvalidOptions("render_into: the cube's wavelength grid does not match the options");
   }
   const auto& p = model.params();
-  const NormalCdfTable& cdf = normal_cdf();
   const int nx = sg.nx, ny = sg.ny;
   const double pix = sg.pixel_arcsec, area = sg.pixel_area_arcsec2(), inv_area = 1.0 / area;
   const std::size_t nl = cube.nl();
@@ -343,7 +566,7 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
   std::vector<WindowInfo> windows;
   for (std::size_t w = 0; w < cube.spectral.windows().size(); ++w) {
     const auto& win = cube.spectral.windows()[w];
-    windows.push_back({win.lower_edge_um(), win.step_um, win.n, cube.spectral.window_offset(w)});
+    windows.push_back({win.lower_edge_um(), win.step_um, 1.0 / win.step_um, win.n, cube.spectral.window_offset(w)});
   }
   std::vector<RenderLine> lines;
   for (LineId id : selected_lines(options)) {
@@ -367,14 +590,45 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
   for (double sx : {sg.x_arcsec(-0.5), sg.x_arcsec(nx - 0.5)})
     for (double sy : {sg.y_arcsec(-0.5), sg.y_arcsec(ny - 0.5)})
       r_max = std::max(r_max, model.disk_coords(sx, sy).r);
-  const RatioTable table(model, ids, 1.001 * r_max + 1e-9);
+  const double r_table = 1.001 * r_max + 1e-9;
+  // The ratio table depends on the chemistry (GalaxyModel::metallicity and
+  // ratios_for_metallicity), kpc_per_arcsec, its radius and the lines.
+  Key table_key;
+  table_key.add(static_cast<long long>(model.calibration())).add(p.sii_ratio_6717_6731).add(p.ebv_mag);
+  table_key.add(static_cast<long long>(model.extinction_curve())).add(p.z0_12logoh).add(p.gradient_dex_per_kpc);
+  table_key.add(p.break_radius_kpc).add(p.gradient_outer_dex_per_kpc).add(model.kpc_per_arcsec()).add(r_table);
+  for (LineId id : ids) table_key.add(static_cast<long long>(id));
+  if (ws.table && ws.table_key == table_key) {
+    ++ws.stats.ratio_table_reused;
+  } else {
+    ws.clear();
+    ws.table.emplace(model, ids, r_table);
+    ws.table_key = std::move(table_key);
+    ++ws.table_generation;
+  }
+  const RatioTable& table = *ws.table;
   const double ex0 = sg.x0_arcsec - p.center_x_arcsec, ey0 = sg.y0_arcsec - p.center_y_arcsec;
   const int nthreads = options.threads > 0 ? options.threads : omp_get_max_threads();
-  std::vector<double> disk_acc(sg.size() * stride, 0.0), cont_light;
   const bool has_cont = model.has_continuum();
   const bool separate_cont = has_cont && model.continuum_re_arcsec() != p.re_arcsec;
-  if (separate_cont) cont_light.assign(sg.size(), 0.0);
-  {
+  // The light maps depend on the profile (shape, radii, normalisation: n, b_n, q, re), the
+  // geometry (PA, centre), the grid and the ratio table.
+  Key light_key;
+  light_key.add(static_cast<long long>(model.light_profile())).add(model.sersic_n()).add(model.sersic_bn());
+  light_key.add(model.axis_ratio()).add(p.pa_deg).add(p.center_x_arcsec).add(p.center_y_arcsec);
+  light_key.add(p.re_arcsec).add(model.continuum_re_arcsec()).add(static_cast<long long>(separate_cont));
+  light_key.add(static_cast<long long>(nx)).add(static_cast<long long>(ny)).add(pix).add(sg.x0_arcsec).add(sg.y0_arcsec);
+  light_key.add(ws.table_generation);
+  std::vector<double>& disk_acc = ws.disk_acc;
+  std::vector<double>& cont_light = ws.cont_light;
+  std::vector<double>& disk_light = ws.disk_light;
+  if (ws.light_valid && ws.light_key == light_key) {
+    ++ws.stats.light_maps_reused;
+  } else {
+    ws.light_valid = false;
+    disk_acc.assign(sg.size() * stride, 0.0);
+    if (separate_cont) cont_light.assign(sg.size(), 0.0);
+    else cont_light.clear();
     const ProfileIntegrator disk(model, p.re_arcsec, false, &table);
     const ProfileIntegrator cont(model, model.continuum_re_arcsec(), true, nullptr);
 #pragma omp parallel for schedule(dynamic, 2) num_threads(nthreads)
@@ -387,9 +641,11 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
         if (separate_cont) cont.pixel(x0, x1, y0, y1, cont_light.data() + q);
       }
     }
+    disk_light.resize(sg.size());
+    for (std::size_t q = 0; q < sg.size(); ++q) disk_light[q] = disk_acc[q * stride];
+    ws.light_key = std::move(light_key);
+    ws.light_valid = true;
   }
-  std::vector<double> disk_light(sg.size());
-  for (std::size_t q = 0; q < sg.size(); ++q) disk_light[q] = disk_acc[q * stride];
   const std::vector<double>& cont_map = separate_cont ? cont_light : disk_light;
 
   // Gaussian components (clumps, AGN): separable erf products, stored per axis.
@@ -472,7 +728,7 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
           const double amp = f_disk * dacc[1 + l] * inv_area;
           if (!(amp > 0.0)) continue;
           const double lc = ln.lambda_sys_um * dop;
-          if (!add_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig, cdf)) ++trunc;
+          if (!add_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig)) ++trunc;
           rf[li(ln.id)] += amp * area;
         }
       }
@@ -487,7 +743,7 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
           if (ln.window < 0) continue;
           const double amp = sbg * (*g.ratios)[li(ln.id)];
           const double lc = ln.lambda_sys_um * dop;
-          if (!add_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig, cdf)) ++trunc;
+          if (!add_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig)) ++trunc;
           rf[li(ln.id)] += amp * area;
         }
       }

@@ -3,6 +3,10 @@
 
 #include <boost/math/special_functions/gamma.hpp>
 #include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/calibrations.hpp"
 #include "core/cosmology.hpp"
@@ -350,4 +354,164 @@ TEST(Render, RenderIntoReusesACube) {
   EXPECT_EQ(s.line_flux_fov_cgs, a.line_flux_fov_cgs);
   o.pixel_arcsec = 0.04;
   EXPECT_THROW(render_into(m, o, c), InvalidOptions);
+}
+
+namespace {
+// Cube and summary of two renders are the same bit for bit.
+void expect_same_render(const Cube& a, const RenderSummary& sa, const Cube& b, const RenderSummary& sb,
+                        const std::string& what) {
+  SCOPED_TRACE(what);
+  ASSERT_EQ(a.sci.size(), b.sci.size());
+  std::size_t differ = 0;
+  for (std::size_t k = 0; k < a.sci.size(); ++k)
+    if (std::memcmp(&a.sci[k], &b.sci[k], sizeof(double)) != 0) ++differ;
+  EXPECT_EQ(differ, 0u);
+  EXPECT_EQ(sa.line_flux_fov_cgs, sb.line_flux_fov_cgs);
+  EXPECT_EQ(sa.line_flux_total_cgs, sb.line_flux_total_cgs);
+  EXPECT_EQ(sa.disk_light_fov_fraction, sb.disk_light_fov_fraction);
+  EXPECT_EQ(sa.continuum_light_fov_fraction, sb.continuum_light_fov_fraction);
+  EXPECT_EQ(sa.clamped_pixels, sb.clamped_pixels);
+  EXPECT_EQ(sa.truncated_profiles, sb.truncated_profiles);
+  EXPECT_EQ(sa.status.code, sb.status.code);
+  EXPECT_EQ(sa.status.message, sb.status.message);
+}
+
+// The fitter's render options (lines [NII]+Halpha, fixed windows, no continuum windows) on a
+// small field.
+RenderOptions fitter_like_options(double pixel_arcsec) {
+  RenderOptions o;
+  o.pixel_arcsec = pixel_arcsec;
+  o.fov_x_arcsec = 1.2;
+  o.fov_y_arcsec = 1.0;
+  o.lines = {LineId::kNII6548, LineId::kHalpha, LineId::kNII6584};
+  o.continuum_windows = false;
+  o.window_half_width_kms = 1200.0;
+  o.threads = 1;
+  return o;
+}
+}  // namespace
+
+TEST(RenderWorkspace, SameCubeAsStatelessAcrossParameterSteps) {
+  // A finite-difference Jacobian moves one parameter at a time, a line search all of them:
+  // the workspace must never serve a stale map.
+  const RenderOptions o = fitter_like_options(0.04);
+  GalaxyParams base;
+  base.clumps.push_back({0.15, -0.1, 0.03, 2e-18, 0.05});
+  std::vector<std::pair<std::string, GalaxyParams>> steps;
+  auto step = [&](const std::string& name, auto&& change) {
+    GalaxyParams g = base;
+    change(g);
+    steps.emplace_back(name, g);
+  };
+  steps.emplace_back("base", base);
+  step("vc_kms", [](GalaxyParams& g) { g.vc_kms += 1.0; });
+  step("rt_arcsec", [](GalaxyParams& g) { g.rt_arcsec *= 1.01; });
+  step("v0_kms", [](GalaxyParams& g) { g.v0_kms += 3.0; });
+  step("sigma0_kms", [](GalaxyParams& g) { g.sigma0_kms += 0.5; });
+  step("sigma_slope", [](GalaxyParams& g) { g.sigma_slope_kms_per_kpc = 2.0; });
+  step("inclination_deg", [](GalaxyParams& g) { g.inclination_deg = 56.0; });
+  step("pa_deg", [](GalaxyParams& g) { g.pa_deg += 1.0; });
+  step("center_x", [](GalaxyParams& g) { g.center_x_arcsec += 0.003; });
+  step("center_y", [](GalaxyParams& g) { g.center_y_arcsec -= 0.003; });
+  step("re_arcsec", [](GalaxyParams& g) { g.re_arcsec *= 1.01; });
+  step("halpha_flux", [](GalaxyParams& g) { g.halpha_flux_cgs *= 1.01; });
+  step("z0", [](GalaxyParams& g) { g.z0_12logoh += 0.01; });
+  step("gradient", [](GalaxyParams& g) { g.gradient_dex_per_kpc -= 0.001; });
+  step("broken gradient", [](GalaxyParams& g) { g.break_radius_kpc = 3.0; g.gradient_outer_dex_per_kpc = -0.05; });
+  step("ew", [](GalaxyParams& g) { g.ew_halpha_rest_A = 40.0; });
+  step("no continuum", [](GalaxyParams& g) { g.ew_halpha_rest_A = 0.0; });
+  step("continuum_re", [](GalaxyParams& g) { g.continuum_re_arcsec = 0.5; });
+  step("sersic", [](GalaxyParams& g) { g.light_profile = "sersic"; g.sersic_n = 1.5; });
+  step("calibration", [](GalaxyParams& g) { g.calibration = "M13_N2"; });
+  step("dust", [](GalaxyParams& g) { g.ebv_mag = 0.3; });
+  step("sii ratio", [](GalaxyParams& g) { g.sii_ratio_6717_6731 = 1.2; });
+  step("axis_ratio", [](GalaxyParams& g) { g.axis_ratio = 0.6; });
+  step("thickness", [](GalaxyParams& g) { g.thickness_q0 = 0.2; });
+  step("redshift", [](GalaxyParams& g) { g.redshift = 1.01; });
+  step("clump", [](GalaxyParams& g) { g.clumps[0].halpha_flux_cgs *= 2.0; });
+  step("agn", [](GalaxyParams& g) { g.agn.enabled = true; });
+  steps.emplace_back("base again", base);
+  step("all at once", [](GalaxyParams& g) {
+    g.vc_kms = 170.0; g.pa_deg = 33.0; g.re_arcsec = 0.3; g.z0_12logoh = 8.5; g.sigma0_kms = 50.0;
+  });
+
+  RenderWorkspace ws;
+  for (const auto& [name, g] : steps) {
+    const GalaxyModel m = make(g);
+    Cube a = Cube::zeros(render_spatial_grid(o), render_wavelength_grid(m, o));
+    Cube b = a;
+    std::fill(b.sci.begin(), b.sci.end(), 3.0);  // whatever was in the cube is overwritten
+    const RenderSummary sa = render_into(m, o, a);
+    const RenderSummary sb = render_into(m, o, b, ws);
+    expect_same_render(a, sa, b, sb, name);
+  }
+  const RenderWorkspace::Stats st = ws.stats();
+  EXPECT_EQ(st.calls, static_cast<long long>(steps.size()));
+  // Reused after the kinematic / amplitude steps at least (vc, rt, v0, sigma0, slope, flux, ew).
+  EXPECT_GE(st.light_maps_reused, 7);
+  EXPECT_GE(st.ratio_table_reused, st.light_maps_reused);
+}
+
+TEST(RenderWorkspace, ReuseAcrossGridsThreadsAndSequences) {
+  const GalaxyModel m = make(GalaxyParams{});
+  GalaxyParams g2;
+  g2.vc_kms = 185.0;
+  const GalaxyModel m2 = make(g2);
+  RenderWorkspace ws;
+  for (double pix : {0.04, 0.02, 0.04}) {
+    for (int threads : {1, 2}) {
+      RenderOptions o = fitter_like_options(pix);
+      o.threads = threads;
+      for (const GalaxyModel* model : {&m, &m2, &m}) {
+        Cube a = Cube::zeros(render_spatial_grid(o), render_wavelength_grid(*model, o));
+        Cube b = a;
+        const RenderSummary sa = render_into(*model, o, a);
+        const RenderSummary sb = render_into(*model, o, b, ws);
+        expect_same_render(a, sa, b, sb, "pixel " + std::to_string(pix) + " threads " + std::to_string(threads));
+      }
+    }
+  }
+  EXPECT_GT(ws.stats().light_maps_reused, 0);
+  // All lines with the continuum windows, and a cleared workspace.
+  ws.clear();
+  RenderOptions o;
+  o.fov_x_arcsec = 0.8;
+  o.fov_y_arcsec = 0.6;
+  Cube a = Cube::zeros(render_spatial_grid(o), render_wavelength_grid(m, o));
+  Cube b = a;
+  const RenderSummary sa = render_into(m, o, a);
+  const RenderSummary sb = render_into(m, o, b, ws);
+  expect_same_render(a, sa, b, sb, "all lines");
+  // A wrong cube throws and leaves the workspace usable.
+  RenderOptions wrong = o;
+  wrong.pixel_arcsec = 0.04;
+  EXPECT_THROW(render_into(m, wrong, b, ws), InvalidOptions);
+  const RenderSummary sc = render_into(m, o, b, ws);
+  expect_same_render(a, sa, b, sc, "after a throw");
+}
+
+TEST(Render, WideProfilesOnFineChannelsMatchTheFluxBudget) {
+  // Profiles longer than the kernel's stack buffer (fine channels, a broad AGN line) still land
+  // exactly in the cube.
+  GalaxyParams p;
+  p.agn.enabled = true;
+  p.agn.sigma_kms = 900.0;
+  p.ew_halpha_rest_A = 0.0;  // line flux only
+  const auto m = make(p);
+  RenderOptions o;
+  o.fov_x_arcsec = o.fov_y_arcsec = 0.2;
+  o.pixel_arcsec = 0.05;
+  o.channel_kms = 2.0;
+  o.lines = {LineId::kHalpha};
+  o.continuum_windows = false;
+  const auto r = render(m, o, SkyFrame{});
+  EXPECT_TRUE(r.status.ok()) << r.status.message;
+  double sum = 0.0;
+  const double area = r.cube.spatial.pixel_area_arcsec2();
+  for (int j = 0; j < r.cube.ny(); ++j)
+    for (int i = 0; i < r.cube.nx(); ++i)
+      for (std::size_t k = 0; k < r.cube.nl(); ++k)
+        sum += r.cube.sci[r.cube.index(i, j, k)] * r.cube.spectral.width_um(k) * area;
+  const double expect = r.line_flux_fov_cgs[li(LineId::kHalpha)];
+  EXPECT_NEAR(sum, expect, 1e-9 * expect);
 }
