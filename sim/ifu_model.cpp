@@ -116,16 +116,19 @@ inline void add_line(double* spec, long nl, double e0, double step, double inv_s
   if (k1 < 0 || k0 >= nl) return;
   const double inv_sig = 1.0 / sig;
   const double t0 = (e0 + k0 * step - lc) * inv_sig, dt = step * inv_sig;
-  const double norm = cdf(t0 + (k1 - k0 + 1) * dt) - cdf(t0);
+  const double c_lo = cdf(t0), c_hi = cdf(t0 + (k1 - k0 + 1) * dt);  // the range's ends (reused below)
+  const double norm = c_hi - c_lo;
   if (!(norm > 0.0)) return;
   const double scale = amp / (norm * step);
   const long ka = std::max(k0, 0L), kb = std::min(k1, nl - 1);
-  double prev = cdf(t0 + (ka - k0) * dt);
-  for (long k = ka; k <= kb; ++k) {
+  double prev = ka == k0 ? c_lo : cdf(t0 + (ka - k0) * dt);
+  const long kl = kb == k1 ? kb - 1 : kb;  // the last edge of an uncut range is c_hi
+  for (long k = ka; k <= kl; ++k) {
     const double p = cdf(t0 + (k - k0 + 1) * dt);
     spec[k] += (p - prev) * scale;
     prev = p;
   }
+  if (kb == k1 && kb >= ka) spec[kb] += (c_hi - prev) * scale;
   kmin = std::min(kmin, ka);
   kmax = std::max(kmax, kb);
 }
