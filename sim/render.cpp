@@ -185,9 +185,13 @@ __attribute__((target("avx2"))) void cdf_edges_avx2(const double* rows, double t
   const __m256d vt0 = _mm256_set1_pd(t0), vdt = _mm256_set1_pd(dt);
   const __m256d kt = _mm256_set1_pd(T::kT), nkt = _mm256_set1_pd(-T::kT), per = _mm256_set1_pd(T::kPerUnit);
   const __m256d one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0), three = _mm256_set1_pd(3.0);
-  const __m256d mtwo = _mm256_set1_pd(-2.0), four = _mm256_set1_pd(4.0);
+  const __m256d four = _mm256_set1_pd(4.0);
   const __m128i kmax = _mm_set1_epi32(T::kN - 2), kmin = _mm_setzero_si128();
   __m256d vm = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
+  // t is monotonic in m: if the first and the last computed edge are strictly inside
+  // (-kT, kT), so are all (the usual case: the profile spans ±n_sigma <= 8).
+  const long last = (count + 3) / 4 * 4 - 1;
+  const bool inside = t0 > -T::kT && t0 < T::kT && t0 + last * dt > -T::kT && t0 + last * dt < T::kT;
   for (long m = 0; m < count; m += 4, vm = _mm256_add_pd(vm, four)) {
     const __m256d t = _mm256_add_pd(vt0, _mm256_mul_pd(vm, vdt));  // t0 + m * dt
     const __m256d u = _mm256_mul_pd(_mm256_add_pd(t, kt), per);
@@ -199,12 +203,14 @@ __attribute__((target("avx2"))) void cdf_edges_avx2(const double* rows, double t
     const __m256d two_f3 = _mm256_mul_pd(two, f3), three_f2 = _mm256_mul_pd(three, f2);
     const __m256d h00 = _mm256_add_pd(_mm256_sub_pd(two_f3, three_f2), one);
     const __m256d h10 = _mm256_add_pd(_mm256_sub_pd(f3, _mm256_mul_pd(two, f2)), f);
-    const __m256d h01 = _mm256_add_pd(_mm256_mul_pd(mtwo, f3), three_f2);
+    const __m256d h01 = _mm256_sub_pd(three_f2, two_f3);  // -2 f3 + 3 f2, exactly (negation is exact)
     const __m256d h11 = _mm256_sub_pd(f3, f2);
-    const __m256d r0 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(_mm_extract_epi32(k, 0)));
-    const __m256d r1 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(_mm_extract_epi32(k, 1)));
-    const __m256d r2 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(_mm_extract_epi32(k, 2)));
-    const __m256d r3 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(_mm_extract_epi32(k, 3)));
+    alignas(16) int ki[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(ki), k);
+    const __m256d r0 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(ki[0]));
+    const __m256d r1 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(ki[1]));
+    const __m256d r2 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(ki[2]));
+    const __m256d r3 = _mm256_loadu_pd(rows + 4 * static_cast<std::size_t>(ki[3]));
     const __m256d a01 = _mm256_unpacklo_pd(r0, r1), b01 = _mm256_unpackhi_pd(r0, r1);  // c0 c0 c1 c1 | d0 d0 d1 d1
     const __m256d a23 = _mm256_unpacklo_pd(r2, r3), b23 = _mm256_unpackhi_pd(r2, r3);
     const __m256d c0 = _mm256_permute2f128_pd(a01, a23, 0x20), c1 = _mm256_permute2f128_pd(a01, a23, 0x31);
@@ -212,8 +218,10 @@ __attribute__((target("avx2"))) void cdf_edges_avx2(const double* rows, double t
     __m256d v = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(h00, c0), _mm256_mul_pd(h10, d0)),
                                             _mm256_mul_pd(h01, c1)),
                               _mm256_mul_pd(h11, d1));
-    v = _mm256_blendv_pd(v, one, _mm256_cmp_pd(t, kt, _CMP_GE_OQ));
-    v = _mm256_blendv_pd(v, _mm256_setzero_pd(), _mm256_cmp_pd(t, nkt, _CMP_LE_OQ));
+    if (!inside) {  // Phi = 0 at t <= -kT, 1 at t >= kT, as in NormalCdfTable
+      v = _mm256_blendv_pd(v, one, _mm256_cmp_pd(t, kt, _CMP_GE_OQ));
+      v = _mm256_blendv_pd(v, _mm256_setzero_pd(), _mm256_cmp_pd(t, nkt, _CMP_LE_OQ));
+    }
     _mm256_store_pd(p + m, v);
   }
 }
@@ -242,11 +250,13 @@ class CdfRows {
     }
 #if defined(__x86_64__) || defined(__i386__)
     // The vector kernel must give the same values too (it would not if the build let the
-    // compiler fuse multiply-adds differently): checked on the nodes, the mid-points and an
-    // off-grid sweep across both ends.
+    // compiler fuse multiply-adds differently): checked on the nodes, the mid-points, an
+    // off-grid sweep across both ends and one strictly inside (the branch without the end
+    // tests).
     if (ok_ && __builtin_cpu_supports("avx2")) {
       avx2_ = true;
-      const struct { double t0, dt; long n; } sweeps[] = {{-T::kT, 0.5 / T::kPerUnit, 2 * T::kN}, {-8.7, 0.0137, 1300}};
+      const struct { double t0, dt; long n; } sweeps[] = {
+          {-T::kT, 0.5 / T::kPerUnit, 2 * T::kN}, {-8.7, 0.0137, 1300}, {-8.4, 0.0131, 1280}};
       for (const auto& sw : sweeps) {
         std::vector<double> buf(static_cast<std::size_t>(sw.n) + 8);
         double* p = buf.data() + (4 - (reinterpret_cast<std::uintptr_t>(buf.data()) / 8) % 4) % 4;
