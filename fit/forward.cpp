@@ -100,21 +100,35 @@ CurvatureInverse invert_curvature(const Eigen::MatrixXd& H, const std::vector<st
 }
 
 // H = J^T J and (if r) g = J^T r of a column-major m x n Jacobian, by vectorised dot products over
-// cache-sized row blocks (Eigen's matrix product is very slow for this m >> n shape).
+// cache-sized row blocks (Eigen's matrix product is very slow for this m >> n shape). The blocks
+// run on `threads` threads; their partial sums are added in block order, so the result does not
+// depend on the thread count.
 void normal_equations(const double* jcol, std::size_t m, std::size_t n, const double* r, Eigen::MatrixXd& H,
-                      Eigen::VectorXd* g) {
+                      Eigen::VectorXd* g, int threads = 1) {
   using Vec = Eigen::Map<const Eigen::VectorXd>;
   const auto ni = static_cast<Eigen::Index>(n);
   H.setZero(ni, ni);
   if (g) g->setZero(ni);
   constexpr std::size_t kRows = 2048;
-  for (std::size_t q0 = 0; q0 < m; q0 += kRows) {
+  const std::size_t nblk = (m + kRows - 1) / kRows, npair = n * (n + 1) / 2 + (r ? n : 0);
+  std::vector<double> part(nblk * npair);
+  const int nt = nblk >= 32 ? std::max(1, threads) : 1;  // small problems: not worth a parallel region
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (std::size_t blk = 0; blk < nblk; ++blk) {
+    const std::size_t q0 = blk * kRows;
     const auto len = static_cast<Eigen::Index>(std::min(kRows, m - q0));
+    double* out = part.data() + blk * npair;
     for (std::size_t i = 0; i < n; ++i) {
       const Vec ci(jcol + i * m + q0, len);
-      for (std::size_t j = 0; j <= i; ++j)
-        H(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) += ci.dot(Vec(jcol + j * m + q0, len));
-      if (g) (*g)[static_cast<Eigen::Index>(i)] += ci.dot(Vec(r + q0, len));
+      for (std::size_t j = 0; j <= i; ++j) *out++ = ci.dot(Vec(jcol + j * m + q0, len));
+      if (r) *out++ = ci.dot(Vec(r + q0, len));
+    }
+  }
+  for (std::size_t blk = 0; blk < nblk; ++blk) {
+    const double* in = part.data() + blk * npair;
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j <= i; ++j) H(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) += *in++;
+      if (r) (*g)[static_cast<Eigen::Index>(i)] += *in++;
     }
   }
   for (Eigen::Index i = 0; i < ni; ++i)
@@ -225,7 +239,7 @@ class ForwardCost final : public ceres::CostFunction {
     }
     Eigen::MatrixXd H;
     Eigen::VectorXd g;
-    normal_equations(jcol_.data(), m_, n, last_r_.data(), H, &g);
+    normal_equations(jcol_.data(), m_, n, last_r_.data(), H, &g, threads_);
     std::vector<double> rv(n + 1);
     reduce_least_squares(H, g, rr, jacobians[0], rv.data());
     if (residuals) std::copy(rv.begin(), rv.end(), residuals);
@@ -739,7 +753,7 @@ FitResult fit_maximum_likelihood(const FitProblem& problem, const FitOptions& op
   if (status == FitStatus::kFailed) return finish(status, reason);
 
   Eigen::MatrixXd H;
-  normal_equations(J.data(), m, n, nullptr, H, nullptr);
+  normal_equations(J.data(), m, n, nullptr, H, nullptr, threads);
   const CurvatureInverse ci =
       invert_curvature(H, res.free_names, options.min_relative_curvature, options.condition_limit);
   res.covariance = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(n));
@@ -820,7 +834,7 @@ FisherResult fisher_matrix(const FitProblem& problem, const GalaxyParams& truth,
   {
     std::vector<double> Jd(nu * n);
     for (std::size_t i = 0; i < n; ++i) std::copy(J.begin() + i * m, J.begin() + i * m + nu, Jd.begin() + i * nu);
-    normal_equations(Jd.data(), nu, n, nullptr, Fint, nullptr);
+    normal_equations(Jd.data(), nu, n, nullptr, Fint, nullptr, resolve_threads(options.threads));
   }
   const std::vector<double> scale = par.free_scales();
   fr.fisher.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(n));
