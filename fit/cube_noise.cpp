@@ -9,6 +9,7 @@
 #include <map>
 
 #include <Eigen/SparseCholesky>
+#include <Eigen/Dense>
 #include <Eigen/SparseCore>
 
 #include "core/rng.hpp"
@@ -504,6 +505,107 @@ FitProblem WhitenedCubeOperator::make_problem(const GalaxyParameterization& para
   p.inv_sigma = whitened_.inv_sigma;
   p.param = param;
   return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+SandwichErrors sandwich_errors(const FitProblem& problem, const SlitstepOperator& op, const CubeNoiseResult& noise,
+                               const std::vector<double>& theta, const FitOptions& options) {
+  SandwichErrors out;
+  const SpatialGrid& g = op.cube_spatial();
+  const std::size_t nc = op.n_columns(), ns = g.size(), n = ns * nc;
+  if (!noise.status.ok()) {
+    out.status = Status::Error(StatusCode::kInvalidInput, "sandwich errors: " + noise.status.message);
+    return out;
+  }
+  if (problem.op != &op || problem.inv_sigma.size() != n || problem.data.size() != n || noise.nx != g.nx ||
+      noise.ny != g.ny || noise.pair_cov.size() != ns * noise.n_offsets()) {
+    out.status = Status::Error(StatusCode::kInvalidInput,
+                               "sandwich errors: the problem or the measurement does not match the operator's cube space");
+    return out;
+  }
+  out.names = problem.param.free_names();
+  const std::size_t nf = out.names.size();
+  if (theta.size() != nf || nf == 0) {
+    out.status = Status::Error(StatusCode::kInvalidInput, "sandwich errors: theta has " + std::to_string(theta.size()) +
+                                                              " values for " + std::to_string(nf) + " free parameters");
+    return out;
+  }
+  // Residual rows: the used values in increasing index (ProblemEvaluator's order), then priors.
+  std::vector<long> row(n, -1);
+  std::size_t nu = 0;
+  for (std::size_t k = 0; k < n; ++k)
+    if (problem.inv_sigma[k] > 0.0 && std::isfinite(problem.data[k])) row[k] = static_cast<long>(nu++);
+  ProblemEvaluator ev(problem, options.threads);
+  const std::size_t nr = ev.num_residuals();
+  if (nr < nu) {
+    out.status = Status::Error(StatusCode::kFailed, "sandwich errors: fewer residuals than used values");
+    return out;
+  }
+  std::vector<double> jac(nr * nf);
+  const Status st = ev.jacobian(theta.data(), options.fd_step, jac.data());
+  if (!st.ok()) {
+    out.status = Status::Error(st.code, "sandwich errors: Jacobian: " + st.message);
+    return out;
+  }
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> J(
+      jac.data(), static_cast<Eigen::Index>(nr), static_cast<Eigen::Index>(nf));
+  // RJ = R * J (rows of used values through the measured covariance; prior rows unchanged).
+  Eigen::MatrixXd RJ = J;
+  const int rs = noise.radius_spatial, rl = noise.radius_spectral;
+  const std::size_t no = noise.n_offsets();
+  const std::vector<int>& cols = op.columns();
+  for (std::size_t s = 0; s < ns; ++s) {
+    const int i = static_cast<int>(s % static_cast<std::size_t>(g.nx)), j = static_cast<int>(s / static_cast<std::size_t>(g.nx));
+    for (std::size_t c = 0; c < nc; ++c) {
+      const long ra = row[s * nc + c];
+      if (ra < 0) continue;
+      Eigen::RowVectorXd acc = Eigen::RowVectorXd::Zero(static_cast<Eigen::Index>(nf));
+      for (int dl = -rl; dl <= rl; ++dl) {
+        const long cc = static_cast<long>(c) + dl;
+        if (cc < 0 || cc >= static_cast<long>(nc)) continue;
+        if (cols[static_cast<std::size_t>(cc)] - cols[c] != dl) continue;  // spectral neighbours: adjacent columns
+        for (int dy = -rs; dy <= rs; ++dy)
+          for (int dx = -rs; dx <= rs; ++dx) {
+            const std::size_t o = noise.kernel_index(dx, dy, dl);
+            if (!noise.kernel_used[o]) continue;
+            const int ii = i + dx, jj = j + dy;
+            if (ii < 0 || jj < 0 || ii >= g.nx || jj >= g.ny) continue;
+            const std::size_t t = static_cast<std::size_t>(jj) * g.nx + ii;
+            const long rb = row[t * nc + static_cast<std::size_t>(cc)];
+            if (rb < 0) continue;
+            const double a = noise.pair_cov[s * no + o], b = noise.pair_cov[t * no + noise.kernel_index(-dx, -dy, -dl)];
+            double v = std::isfinite(a) && std::isfinite(b) ? 0.5 * (a + b) : std::isfinite(a) ? a : b;
+            if (!std::isfinite(v)) v = (o == noise.kernel_index(0, 0, 0)) ? 1.0 : 0.0;
+            acc += v * J.row(rb);
+          }
+      }
+      RJ.row(ra) = acc;
+    }
+  }
+  const Eigen::MatrixXd H = J.transpose() * J;
+  const Eigen::MatrixXd M = J.transpose() * RJ;
+  Eigen::FullPivLU<Eigen::MatrixXd> lu(H);
+  if (!lu.isInvertible()) {
+    out.status = Status::Error(StatusCode::kFailed, "sandwich errors: the curvature J^T J is singular");
+    return out;
+  }
+  const Eigen::MatrixXd Hi = lu.inverse();
+  Eigen::MatrixXd cov = Hi * M * Hi;
+  const std::vector<double> scale = problem.param.free_scales();
+  out.covariance.resize(static_cast<Eigen::Index>(nf), static_cast<Eigen::Index>(nf));
+  out.err.resize(nf);
+  out.err_independent.resize(nf);
+  for (std::size_t a = 0; a < nf; ++a) {
+    for (std::size_t b = 0; b < nf; ++b)
+      out.covariance(static_cast<Eigen::Index>(a), static_cast<Eigen::Index>(b)) =
+          cov(static_cast<Eigen::Index>(a), static_cast<Eigen::Index>(b)) * scale[a] * scale[b];
+    const Eigen::Index ia = static_cast<Eigen::Index>(a);
+    out.err[a] = cov(ia, ia) > 0.0 ? std::sqrt(cov(ia, ia)) * scale[a] : std::nan("");
+    out.err_independent[a] = Hi(ia, ia) > 0.0 ? std::sqrt(Hi(ia, ia)) * scale[a] : std::nan("");
+  }
+  out.status = Status::Ok();
+  return out;
 }
 
 }  // namespace slitstep

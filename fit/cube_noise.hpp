@@ -37,6 +37,9 @@
 // of the geometry and the per-dither weights, not of the level.
 // apply_cube_noise() divides a cube-space Selection's inv_sigma by sqrt(kappa) of its spaxel
 // (spaxels the Monte Carlo did not cover take the median kappa).
+// Two further uses of the same measurement: WhitenedCubeOperator (generalised least squares with
+// the measured banded covariance) and sandwich_errors() (robust errors of an independent-voxel
+// fit); see their comments. Measured performance of all three: docs/fit.md.
 // Randomness: realisation k draws from Rng(seed).substream(k) (and apply_noise's per-pointing
 // substreams below it); every stage is bit-identical for any thread count and the estimator
 // adds in a fixed order, so the result depends only on (config, columns, options).
@@ -46,11 +49,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
+
+#include <Eigen/Core>
 
 #include "core/cube.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "fit/forward.hpp"
 #include "fit/slitstep_operator.hpp"
 
 namespace slitstep {
@@ -173,6 +180,24 @@ class WhitenedCubeOperator final : public ModelOperator {
   double shrink_ = 1.0;
   SlitstepOperator::Selection whitened_;
 };
+
+/// Sandwich ("robust") errors of a fit made with the INDEPENDENT cube-space likelihood: with J the
+/// Jacobian of the weighted residuals at the solution (internal units) and R the measured
+/// covariance of z = value / sigma (pair_cov over the used offsets, symmetrised; priors
+/// uncorrelated), Cov = H^-1 (J^T R J) H^-1, H = J^T J. The point estimate is unchanged; the
+/// errors are what its scatter over noise realisations is, whatever the shape of each
+/// parameter's information (no inversion of the nearly singular R).
+struct SandwichErrors {
+  Status status;                      // not ok: Jacobian failed / sizes differ / singular H
+  std::vector<std::string> names;     // free parameters
+  std::vector<double> err;            // sandwich errors (physical units)
+  std::vector<double> err_independent;  // sqrt(diag H^-1): the independent-likelihood errors
+  Eigen::MatrixXd covariance;         // physical units
+};
+/// `problem` must be the cube-space problem of `op` with the Selection's independent inv_sigma;
+/// `theta` the free parameters (physical) at the solution (FitResult::theta).
+SandwichErrors sandwich_errors(const FitProblem& problem, const SlitstepOperator& op, const CubeNoiseResult& noise,
+                               const std::vector<double>& theta, const FitOptions& options = {});
 
 /// The summary for fit.json: realisations, seed, n_spaxels, n_samples, var_ratio, kappa_mean,
 /// kappa_median, kappa_min, kappa_max, kappa_stationary, kappa_all_offsets, kernel_dl0 (rows

@@ -11,7 +11,9 @@
 //    conservative for vc: 0.76 at N = 60, docs/fit.md);
 //  * "whiten": 0.55-1.5 for all four (it is ~15-20% optimistic for sigma0, F, PA at N = 60);
 //  * "independent": > 1.4 for sigma0, F(Halpha), PA and larger than with either correction for
-//    all four (the too-small-error case).
+//    all four (the too-small-error case);
+//  * sandwich errors of the independent fit (sandwich_errors: J^T J bread = the fit's curvature
+//    to 1e-3, J^T R J meat): 0.55-1.4 for all four.
 // SLITSTEP_CUBE_NOISE_N (realisations), _K (Monte Carlo sets), _RADIUS (kernel) override.
 #include <gtest/gtest.h>
 
@@ -79,7 +81,7 @@ TEST(CubeNoiseSlow, CorrelatedLikelihoodGivesHonestErrors) {
   const std::vector<std::string> free = {"vc_kms", "sigma0_kms", "halpha_flux_cgs", "pa_deg"};
   SimulationConfig sc = c;
   sc.scene.render = op.render_options();
-  std::vector<std::vector<double>> val[4], err[4];
+  std::vector<std::vector<double>> val[4], err[4], sand(4), sand_ind(4);
   SlitstepOperatorOptions xo;
   xo.space = SlitstepOperatorOptions::Space::kExposure;
   const SlitstepOperator xop(c, xo);
@@ -115,6 +117,16 @@ TEST(CubeNoiseSlow, CorrelatedLikelihoodGivesHonestErrors) {
         ++failed;
         continue;
       }
+      if (m == 0) {  // sandwich errors of the independent fit
+        const SandwichErrors se = sandwich_errors(p, op, noise, f.theta, fo);
+        ASSERT_TRUE(se.status.ok()) << se.status.message;
+        for (std::size_t k = 0; k < free.size(); ++k)
+          for (std::size_t q = 0; q < se.names.size(); ++q)
+            if (se.names[q] == free[k]) {
+              sand[k].push_back(se.err[q]);
+              sand_ind[k].push_back(se.err_independent[q] / f.err(free[k]));
+            }
+      }
       for (std::size_t k = 0; k < free.size(); ++k) {
         val[m][k].push_back(f.value(free[k]));
         err[m][k].push_back(f.err(free[k]));
@@ -133,7 +145,18 @@ TEST(CubeNoiseSlow, CorrelatedLikelihoodGivesHonestErrors) {
                   m == 0 ? "independent" : m == 1 ? "inflate" : m == 2 ? "whiten" : "exposures", free[k].c_str(), get_galaxy_param(truth, free[k]), v.mean,
                   v.sd, e.mean, ratio[m][k], (v.mean - get_galaxy_param(truth, free[k])) / e.mean);
     }
+  double ratio_sandwich[4] = {};
+  for (std::size_t k = 0; k < free.size(); ++k) {
+    const Stats v = stats(val[0][k]), e = stats(sand[k]), c = stats(sand_ind[k]);
+    ratio_sandwich[k] = v.sd / e.mean;
+    std::printf("[ info ] sandwich    %-16s scatter %10.4g  mean err %10.4g  scatter/err %.3f  (sqrt(diag H^-1) / "
+                "fit err: %.4f)\n",
+                free[k].c_str(), v.sd, e.mean, ratio_sandwich[k], c.mean);
+  }
   for (std::size_t k = 0; k < 4; ++k) {
+    EXPECT_NEAR(stats(sand_ind[k]).mean, 1.0, 1e-3) << "sandwich bread = the fit's curvature " << free[k];
+    EXPECT_GT(ratio_sandwich[k], 0.55) << "sandwich " << free[k];
+    EXPECT_LT(ratio_sandwich[k], 1.4) << "sandwich " << free[k];
     EXPECT_GT(ratio[1][k], k == 0 ? 0.55 : 0.7) << "inflate " << free[k];
     EXPECT_LT(ratio[1][k], 1.4) << "inflate " << free[k];
     EXPECT_GT(ratio[2][k], 0.55) << "whiten " << free[k];
