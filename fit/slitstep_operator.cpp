@@ -45,6 +45,7 @@ std::string grid_text(const SpatialGrid& g) {
 
 struct SlitstepOperator::Ws : ModelOperator::Workspace {
   Cube sky, conv;
+  RenderWorkspace render_ws;  // light maps / line-ratio table reused while their inputs are unchanged
   std::vector<double> psf_scratch;  // x pass of the separable PSF
   std::vector<Exposure> narrow;  // compact exposures (the modelled columns) written by observe
   StageTimes times;
@@ -206,7 +207,7 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
   RenderOptions ro = render_;
   ro.threads = w.threads;
   try {
-    const RenderSummary rs = render_into(*model, ro, w.sky);
+    const RenderSummary rs = render_into(*model, ro, w.sky, w.render_ws);
     if (rs.truncated_profiles > 0)
       return Status::Error(StatusCode::kOutOfRange,
                            std::to_string(rs.truncated_profiles) + " line profiles are cut by the fixed render windows (" +
