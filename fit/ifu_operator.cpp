@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <string>
 
 #include "core/error.hpp"
@@ -46,7 +47,6 @@ GenericIfuConfig ifu_config_for_cube(const Cube& cube, const GenericIfuConfig& i
 struct IfuOperator::Ws final : ModelOperator::Workspace {
   explicit Ws(const IfuModel& m) : model(m.make_workspace()) {}
   IfuModel::Workspace model;
-  std::vector<double> out;
 };
 
 IfuOperator::IfuOperator(const GenericIfuConfig& config, const IfuOperatorOptions& options) : options_(options) {
@@ -78,19 +78,20 @@ Status IfuOperator::evaluate(const GalaxyParams& params, double* model_out, Work
     const GalaxyModel m(params, Cosmology(options_.cosmology));
     // IfuModel's only non-ok summary is a calibration clamp far out in the work grid: the model is
     // still the simulator's (clamped line ratios), so it is used as it is.
-    (void)model_->model_cube(m, ws.out, ws.model);
+    (void)model_->model_cube(m, model_out, ws.model);  // straight into the caller's vector
   } catch (const std::exception& e) {
     return Status::Error(StatusCode::kInvalidInput, e.what());
   }
-  if (ws.out.size() != size_) return Status::Error(StatusCode::kFailed, "IfuOperator: model cube has the wrong size");
   const double s = options_.value_scale;
-  for (std::size_t n = 0; n < size_; ++n) {
-    const double v = ws.out[n] * s;
-    if (!std::isfinite(v))
-      return Status::Error(StatusCode::kFailed, "IfuOperator: the model cube has a non-finite value at index " +
-                                                    std::to_string(n));
-    model_out[n] = v;
-  }
+  bool bad = false;  // one vectorisable pass: scale (if not 1) and look for a non-finite value
+  if (s != 1.0)
+    for (std::size_t n = 0; n < size_; ++n) model_out[n] *= s;
+  for (std::size_t n = 0; n < size_; ++n) bad |= !(std::fabs(model_out[n]) <= std::numeric_limits<double>::max());
+  if (bad)
+    for (std::size_t n = 0; n < size_; ++n)
+      if (!std::isfinite(model_out[n]))
+        return Status::Error(StatusCode::kFailed, "IfuOperator: the model cube has a non-finite value at index " +
+                                                      std::to_string(n));
   return Status::Ok();
 }
 

@@ -541,6 +541,11 @@ void GenericIfu::Workspace::mark_active(std::size_t k0, std::size_t k1) {
 // ---- convolution and binning ----
 
 void GenericIfu::convolve_and_bin(Workspace& ws, std::vector<double>& out, const double* cont, bool direct) const {
+  out.resize(spatial_.size() * nl());
+  convolve_and_bin(ws, out.data(), cont, direct);
+}
+
+void GenericIfu::convolve_and_bin(Workspace& ws, double* out, const double* cont, bool direct) const {
   if (ws.nxf_ != static_cast<std::size_t>(nxf_) || ws.nyf_ != static_cast<std::size_t>(nyf_) || ws.nlw_ != nl() + 1)
     throw InvalidOptions("GenericIfu::convolve_and_bin: the workspace belongs to another instrument");
   const std::size_t nlw = ws.nlw_, nlo = nl(), B = ws.block_;
@@ -615,11 +620,10 @@ void GenericIfu::convolve_and_bin(Workspace& ws, std::vector<double>& out, const
   // written once: channels never marked active are 0, plus the continuum).
   const int s = config_.oversample, nx = spatial_.nx, ny = spatial_.ny, m = margin_;
   const double inv = 1.0 / (s * s);
-  out.resize(static_cast<std::size_t>(nx) * ny * nlo);
   const bool cont_active = cont && ws.active_[nlo / B];
   for (int j = 0; j < ny; ++j)
     for (int i = 0; i < nx; ++i) {
-      double* o = out.data() + (static_cast<std::size_t>(j) * nx + i) * nlo;
+      double* o = out + (static_cast<std::size_t>(j) * nx + i) * nlo;
       auto fine = [&](int a, int b) {
         const std::size_t J = static_cast<std::size_t>((j + m) * s + b), I = static_cast<std::size_t>((i + m) * s + a);
         return ws.real_ + (J * ws.nxf_ + I) * nlw;

@@ -193,6 +193,9 @@ class GenericIfu {
   /// may be null. Channels never marked active come out as exactly 0 (plus continuum).
   void convolve_and_bin(Workspace& ws, std::vector<double>& out_sci,
                         const double* continuum_spectrum = nullptr, bool direct = false) const;
+  /// The same into out_sci[0 .. nx*ny*nl) (every value written).
+  void convolve_and_bin(Workspace& ws, double* out_sci, const double* continuum_spectrum = nullptr,
+                        bool direct = false) const;
 
  private:
   struct Fft;

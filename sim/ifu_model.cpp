@@ -168,6 +168,11 @@ Cube IfuModel::model_cube(const GalaxyModel& model, IfuModelSummary* summary) co
 }
 
 IfuModelSummary IfuModel::model_cube(const GalaxyModel& model, std::vector<double>& out, Workspace& ws) const {
+  out.resize(ifu_.spatial().size() * ifu_.nl());
+  return model_cube(model, out.data(), ws);
+}
+
+IfuModelSummary IfuModel::model_cube(const GalaxyModel& model, double* out, Workspace& ws) const {
   IfuModelSummary sum;
   const auto& p = model.params();
   const SpatialGrid& wg = ifu_.work_grid();

@@ -67,6 +67,9 @@ class IfuModel {
   /// out_sci (resized to nx*ny*nl, Cube layout, erg s^-1 cm^-2 um^-1 arcsec^-2) = the IFU's view
   /// of the model.
   IfuModelSummary model_cube(const GalaxyModel& model, std::vector<double>& out_sci, Workspace& ws) const;
+  /// The same into out_sci[0 .. nx*ny*nl) (every value written; no copy for callers with their own
+  /// buffer).
+  IfuModelSummary model_cube(const GalaxyModel& model, double* out_sci, Workspace& ws) const;
   /// Convenience: a Cube on the IFU grids (noiseless, no quality planes).
   Cube model_cube(const GalaxyModel& model, IfuModelSummary* summary = nullptr) const;
 
