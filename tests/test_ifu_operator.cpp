@@ -3,7 +3,8 @@
 // rest-frame cube is matched through the wavelength stretch; a noiseless injection fit of the
 // twelve standard parameters from a 20%-perturbed start recovers the truth (targets: v_c, sigma0
 // 1 %, inclination, PA 1 deg, gradient 0.002 dex/kpc); one noisy fit of the 24 x 46 x 150
-// benchmark cube at S/N 20 is timed (target < 1 s). Numbers are printed as "[ info ]" lines.
+// benchmark cube at S/N 20 is timed (target < 1 s; printed, not asserted); the fitter is unbiased
+// over noise realisations. Numbers are printed as "[ info ]" lines.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -214,9 +215,10 @@ TEST(IfuOperator, NoisyBenchmarkCubeFitTime) {
   ASSERT_EQ(f.status, FitStatus::kConverged) << f.reason;
   EXPECT_LT(std::abs(f.value("sigma0_kms") - truth.sigma0_kms), 5.0 * f.err("sigma0_kms"));
   EXPECT_LT(std::abs(f.value("pa_deg") - truth.pa_deg), 5.0 * f.err("pa_deg"));
-  // Wall time depends on the shared machine's load (reported above; target < 1 s idle); what the
-  // fit controls is the number of model evaluations (~2.3 ms CPU each for this cube).
-  EXPECT_LT(f.n_model_evaluations, 1000);
+  // Wall time depends on the shared machine's load (reported above; target < 1 s); what the fit
+  // controls is the number of model evaluations (~1.2 ms CPU each for this cube): 85 with forward
+  // differences, the analytic flux column and the reused covariance points (438 before).
+  EXPECT_LT(f.n_model_evaluations, 150);
 }
 
 // Bias of the fast fitter (forward differences in the iterations, analytic flux column, reduced
