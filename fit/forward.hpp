@@ -198,15 +198,16 @@ class ProblemEvaluator {
   double log_likelihood(const double* theta, int slot, int inner_threads);
   /// Row-major Jacobian (num_residuals x n_free) of the residuals w.r.t. INTERNAL x = theta/scale,
   /// central differences (one-sided at bounds), evaluations in parallel over the slots.
-  /// r0 (optional) receives the residuals at theta; with r0_valid it already holds them.
+  /// r0 (optional) receives the residuals at theta; with r0_valid it already holds them. Points
+  /// the previous call evaluated at the same theta (and the residuals there) are reused.
   Status jacobian(const double* theta, double step, double* jac, double* r0 = nullptr, bool r0_valid = false);
   /// The same with a choice of scheme and of analytic columns for the parameters the operator is
   /// proportional to (linear_columns; those need the residuals at theta, evaluated if not given),
   /// and of the layout: column_major = true gives num_residuals x n_free with contiguous columns.
   Status jacobian(const double* theta, double step, FiniteDifferences scheme, bool linear_columns, double* jac,
                   double* r0, bool r0_valid, bool column_major = false);
-  /// Free indices whose Jacobian columns are analytic (ModelOperator::proportional_to at the
-  /// problem's start, value != 0).
+  /// Free indices the operator is proportional to (ModelOperator::proportional_to at the problem's
+  /// start); their columns are analytic whenever linear_columns is set and the value is not 0.
   const std::vector<int>& proportional_parameters() const { return linear_; }
   long evaluations() const { return n_eval_.load(); }
 
