@@ -87,6 +87,9 @@ FitModelConfig read_fit_model_config(const Config& cfg) {
       !(r.cube_noise_realisations >= 2 && r.cube_noise_realisations <= 1000))
     f.fail("cube_noise_realisations", "must be in [2, 1000]");
   f.get("cube_noise_seed", r.cube_noise_seed);
+  get_opt(f, "surrogate_pixel_arcsec", r.surrogate_pixel_arcsec);
+  if (r.surrogate_pixel_arcsec && !(*r.surrogate_pixel_arcsec > 0.0 && *r.surrogate_pixel_arcsec <= 0.1))
+    f.fail("surrogate_pixel_arcsec", "must be in (0, 0.1] arcsec (the surrogate's render pixel)");
 
   // ---- [model]
   const Section m = cfg.root().table("model");

@@ -7,7 +7,9 @@
 //                    seed, init_ball; data_redshift (redshift of the data's wavelength axis; 0 for
 //                    a de-redshifted cube); cube_noise = "whiten" | "inflate" | "independent",
 //                    cube_noise_realisations, cube_noise_seed (slit-stepping cubes: the likelihood
-//                    correction for the reconstruction's correlated noise, fit/cube_noise.hpp)
+//                    correction for the reconstruction's correlated noise, fit/cube_noise.hpp);
+//                    surrogate_pixel_arcsec (sampling through a coarse-sky surrogate, reweighted
+//                    to the exact model, fit/reweight.hpp)
 //   [model]          the galaxy model's kind and fixed fields: redshift, light_profile, sersic_n,
 //                    rotation_curve, calibration, extinction_curve, ebv_mag, thickness_q0,
 //                    sigma_slope_kms_per_kpc, ew_halpha_rest_A, sii_ratio_6717_6731, lines
@@ -58,6 +60,10 @@ struct FitRunConfig {
   CubeNoiseMode cube_noise = CubeNoiseMode::kInflate;  // slit-stepping cube space only
   int cube_noise_realisations = 32;     // K pure-noise exposure sets of the Monte Carlo, [2, 1000]
   std::uint64_t cube_noise_seed = 20240607;  // its master seed
+  // With sample: run the sampler on the slit-stepping model rendered on this coarser sky pixel
+  // (arcsec, (0, 0.1]; e.g. 0.04: ~4x cheaper per evaluation) and reweight its samples to the
+  // exact model (fit/reweight.hpp). Unset: sample the exact model.
+  std::optional<double> surrogate_pixel_arcsec;
 };
 
 struct ModelOverrides {

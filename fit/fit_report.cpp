@@ -136,6 +136,7 @@ JsonValue fit_report_json(const FitReportInput& in) {
     j.set("sampler", std::move(o));
   }
   if (in.cube_noise) j.set("cube_noise", *in.cube_noise);
+  if (in.surrogate) j.set("surrogate", *in.surrogate);
   JsonValue prod = JsonValue::object();
   for (const auto& [k, v] : in.products) prod.set(k, v);
   j.set("products", std::move(prod));

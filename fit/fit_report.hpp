@@ -14,6 +14,10 @@
 // ("correlated" / "independent") and, when measured, the Monte Carlo summary (fit/cube_noise:
 // realisations, seed, kappa_mean, kappa_median, kappa_min, kappa_max, kappa_stationary,
 // var_ratio, kernel_dl0 5 x 5 rho(dx, dy) at dl = 0, wall_s).
+// When the sampler ran on a coarse-sky surrogate (FitReportInput::surrogate), a `surrogate`
+// object {render_pixel_arcsec, samples, thin, ess, max_weight, reliable, exact_evaluations,
+// wall_s, notes, params {NAME: {median, p16, p84, mean, std, surrogate_median}}}; the sampler's
+// median / p16 / p84 / mean / std are then the reweighted (exact-model) ones.
 // Non-finite numbers are written as null (core/json); an undetermined parameter has err null and
 // is listed in `undetermined`.
 #include <optional>
@@ -40,6 +44,7 @@ struct FitReportInput {
   std::vector<std::string> notes;          // run-level remarks (start notes, skipped steps, ...)
   std::vector<std::pair<std::string, std::string>> products;  // name -> file
   std::optional<JsonValue> cube_noise;     // the cube-space likelihood object (see above), if any
+  std::optional<JsonValue> surrogate;      // sampling through a surrogate (written as "surrogate")
 };
 
 JsonValue fit_report_json(const FitReportInput& in);

@@ -38,8 +38,13 @@ double json_number(const std::string& js, const std::string& key, const std::str
   return std::strtod(js.c_str() + p, nullptr);
 }
 
-std::string json_string(const std::string& js, const std::string& key) {
-  auto p = js.find("\"" + key + "\": \"");
+std::string json_string(const std::string& js, const std::string& key, const std::string& within = "") {
+  std::size_t p0 = 0;
+  if (!within.empty()) {
+    p0 = js.find("\"" + within + "\":");
+    if (p0 == std::string::npos) return "<absent>";
+  }
+  auto p = js.find("\"" + key + "\": \"", p0);
   if (p == std::string::npos) return "<absent>";
   p += key.size() + 5;
   return js.substr(p, js.find('"', p) - p);
@@ -170,6 +175,27 @@ TEST(CliFit, SmallSlitsteppingProductEndToEndWithSampler) {
               json_number(je, "value", "vc_kms"));
   EXPECT_TRUE(fitsverify_ok(dir.file("fitexp/model.fits"), &v)) << v;
   EXPECT_TRUE(fitsverify_ok(dir.file("fitexp/residual.fits"), &v)) << v;
+
+  // Sampling through a coarse-sky surrogate ([fit] surrogate_pixel_arcsec), reweighted to the
+  // exact model: fit.json's "surrogate" object and exact-model summaries.
+  write_text(dir.file("sur.toml"), "[fit]\nsurrogate_pixel_arcsec = 0.08\n");
+  const auto su = run_cli("fit " + dir.file("sim") + " --model " + dir.file("sur.toml") + " -o " + dir.file("fitsur") +
+                          " --threads 2 --max-iterations 4 --sample --walkers 24 --steps 20 --burn-in 4 --seed 3");
+  ASSERT_EQ(su.exit_code, 0) << su.output;
+  const std::string jsu = read_text(dir.file("fitsur/fit.json"));
+  EXPECT_EQ(json_string(jsu, "status", "surrogate"), "ok") << jsu.substr(0, 400);
+  const double n_s = json_number(jsu, "samples", "surrogate"), ess_s = json_number(jsu, "ess", "surrogate");
+  std::printf("[ info ] surrogate (0.08\" sky): %.0f samples reweighted, ESS %.1f, vc median %.3f (surrogate %.3f)\n",
+              n_s, ess_s, json_number(jsu, "median", "surrogate"), json_number(jsu, "surrogate_median", "surrogate"));
+  EXPECT_GT(n_s, 0.0);
+  EXPECT_GE(ess_s, 1.0);
+  EXPECT_LE(ess_s, n_s + 1e-9);
+  EXPECT_EQ(json_number(jsu, "exact_evaluations", "surrogate"), n_s);
+  // a bad value is one clear message
+  write_text(dir.file("bad.toml"), "[fit]\nsurrogate_pixel_arcsec = 0.5\n");
+  const auto bad = run_cli("fit " + dir.file("sim") + " --model " + dir.file("bad.toml") + " -o " + dir.file("fitbad"));
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("surrogate_pixel_arcsec"), std::string::npos) << bad.output;
 }
 
 TEST(CliFit, GenericIfuStatusesNeverSilentNaN) {
