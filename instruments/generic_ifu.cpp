@@ -7,8 +7,9 @@
 #include <cstring>
 #include <mutex>
 
-#include "core/fftw_planner.hpp"
 #include "core/error.hpp"
+#include "core/fftw_planner.hpp"
+#include "core/simd.hpp"
 #include "core/units.hpp"
 
 namespace slitstep {
@@ -659,19 +660,11 @@ void GenericIfu::convolve_and_bin(Workspace& ws, double* out, const double* cont
     }
 }
 
-// Hot kernels compiled for the baseline x86-64 and for AVX2 (GNU ifunc picks one when the program
-// loads; no FMA in the AVX2 clone, so the two give the same bits). Empty elsewhere.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SLITSTEP_IFU_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SLITSTEP_IFU_CLONES
-#endif
-
 namespace {
 
 // acc[k] = w[h] src0[k] + sum_{t=1..h} w[h+t] (src0[k + t*step] + src0[k - t*step]) for k < L: a
 // symmetric 1-D convolution tap sum at one output pixel, vectorised over the channels.
-SLITSTEP_IFU_CLONES
+SLITSTEP_SIMD_CLONES  // core/simd.hpp: baseline x86-64 and AVX2, same bits
 void symmetric_taps(double* __restrict acc, const double* __restrict src0, std::ptrdiff_t step, const double* w,
                     std::size_t h, std::size_t L, bool accumulate) {
   const double wc = w[h];
