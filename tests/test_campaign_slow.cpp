@@ -28,15 +28,13 @@
 
 #include "sim/simulate.hpp"
 #include "validation/campaign.hpp"
+#include "helpers/configs.hpp"
 
 namespace slitstep {
 namespace {
 
 SimulationConfig campaign_config(double halpha_flux_cgs) {
-  SimulationConfig c;
-  const FieldOfView f = required_field_of_view(c.instrument, c.scene.render.pixel_arcsec);
-  c.scene.render.fov_x_arcsec = f.x_arcsec;
-  c.scene.render.fov_y_arcsec = f.y_arcsec;
+  SimulationConfig c = test::msa3d_default_config();
   c.scene.galaxy.inclination_deg = 55.0;
   c.scene.galaxy.halpha_flux_cgs = halpha_flux_cgs;
   return c;

@@ -31,22 +31,13 @@
 #include "fit/forward.hpp"
 #include "fit/slitstep_operator.hpp"
 #include "sim/simulate.hpp"
+#include "helpers/configs.hpp"
 
 namespace slitstep {
 namespace {
 
 SimulationConfig small_config() {
-  SimulationConfig c;
-  c.instrument.pattern.steps_x_arcsec = {-0.2, 0.0, 0.2};
-  c.instrument.pattern.dithers_y_arcsec = {-0.075, 0.075};
-  c.scene.render.pixel_arcsec = 0.04;
-  const FieldOfView f = required_field_of_view(c.instrument, c.scene.render.pixel_arcsec);
-  c.scene.render.fov_x_arcsec = f.x_arcsec;
-  c.scene.render.fov_y_arcsec = f.y_arcsec;
-  c.scene.render.channel_kms = 20.0;
-  c.scene.render.lines = {LineId::kNII6548, LineId::kHalpha, LineId::kNII6584};
-  c.scene.render.continuum_windows = false;
-  c.scene.galaxy.inclination_deg = 55.0;
+  SimulationConfig c = test::small_slitstep_config();
   c.scene.galaxy.halpha_flux_cgs *= 3.0;
   return c;
 }

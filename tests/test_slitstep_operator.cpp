@@ -20,24 +20,12 @@
 #include "sim/galaxy.hpp"
 #include "sim/render.hpp"
 #include "sim/simulate.hpp"
+#include "helpers/configs.hpp"
 
 namespace slitstep {
 namespace {
 
-SimulationConfig small_config() {
-  SimulationConfig c;
-  c.instrument.pattern.steps_x_arcsec = {-0.2, 0.0, 0.2};
-  c.instrument.pattern.dithers_y_arcsec = {-0.075, 0.075};
-  c.scene.render.pixel_arcsec = 0.04;
-  const FieldOfView f = required_field_of_view(c.instrument, c.scene.render.pixel_arcsec);
-  c.scene.render.fov_x_arcsec = f.x_arcsec;
-  c.scene.render.fov_y_arcsec = f.y_arcsec;
-  c.scene.render.channel_kms = 20.0;
-  c.scene.render.lines = {LineId::kNII6548, LineId::kHalpha, LineId::kNII6584};
-  c.scene.render.continuum_windows = false;
-  c.scene.galaxy.inclination_deg = 55.0;
-  return c;
-}
+SimulationConfig small_config() { return test::small_slitstep_config(); }
 
 GalaxyParams other_galaxy(const SimulationConfig& c) {
   GalaxyParams g = c.scene.galaxy;
@@ -378,10 +366,7 @@ ModelBias model_bias(const SimulationConfig& c, const SlitstepOperatorOptions& o
 }
 
 TEST(SlitstepOperator, FitterModelBiasAgainstTheSimulatorIsBounded) {
-  SimulationConfig c;
-  const FieldOfView f = required_field_of_view(c.instrument, c.scene.render.pixel_arcsec);
-  c.scene.render.fov_x_arcsec = f.x_arcsec;
-  c.scene.render.fov_y_arcsec = f.y_arcsec;
+  SimulationConfig c = test::msa3d_default_config();
   SlitstepOperatorOptions oo;
   oo.space = SlitstepOperatorOptions::Space::kExposure;
   const ModelBias def = model_bias(c, oo, "default operator");
@@ -414,10 +399,7 @@ namespace {
 // and maximum-likelihood fits from a 20%-perturbed start in cube space (median-combined cube,
 // voxels treated as independent) and in exposure space (independent pixels).
 TEST(SlitstepOperator, DISABLED_DefaultConfigNoisyInjectionAndFisher) {
-  SimulationConfig c;
-  const FieldOfView f = required_field_of_view(c.instrument, c.scene.render.pixel_arcsec);
-  c.scene.render.fov_x_arcsec = f.x_arcsec;
-  c.scene.render.fov_y_arcsec = f.y_arcsec;
+  SimulationConfig c = test::msa3d_default_config();
   c.scene.galaxy.inclination_deg = 55.0;
   for (const auto space : {SlitstepOperatorOptions::Space::kCube, SlitstepOperatorOptions::Space::kExposure}) {
     const auto t0 = std::chrono::steady_clock::now();
