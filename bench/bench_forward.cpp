@@ -105,8 +105,9 @@ void BM_ForwardEvaluateExposurePsf4Sigma(benchmark::State& state) {
 }
 BENCHMARK(BM_ForwardEvaluateExposurePsf4Sigma)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
-void BM_ForwardJacobian5(benchmark::State& state) {
-  const SlitstepOperator& o = op(SlitstepOperatorOptions::Space::kCube);
+// The default galaxy's noiseless model as data, uniform sigma = peak / peak_snr on the predictable
+// values, the five standard kinematic + chemistry parameters free.
+FitProblem noiseless_problem(const SlitstepOperator& o, double peak_snr) {
   const GalaxyParams g = o.config().scene.galaxy;
   auto ws = o.make_workspace();
   std::vector<double> d(o.data_size());
@@ -114,10 +115,18 @@ void BM_ForwardJacobian5(benchmark::State& state) {
   FitProblem p;
   p.op = &o;
   p.data = d;
+  double peak = 0.0;
+  for (double v : d) peak = std::max(peak, std::abs(v));
   p.inv_sigma.assign(d.size(), 0.0);
-  for (std::size_t k = 0; k < d.size(); ++k) p.inv_sigma[k] = o.predictable()[k] ? 1.0 : 0.0;
+  for (std::size_t k = 0; k < d.size(); ++k) p.inv_sigma[k] = o.predictable()[k] ? peak_snr / peak : 0.0;
   p.param = GalaxyParameterization(g);
   p.param.set_free({"vc_kms", "sigma0_kms", "inclination_deg", "pa_deg", "gradient_dex_per_kpc"});
+  return p;
+}
+
+void BM_ForwardJacobian5(benchmark::State& state) {
+  const SlitstepOperator& o = op(SlitstepOperatorOptions::Space::kCube);
+  const FitProblem p = noiseless_problem(o, 1.0);
   ProblemEvaluator ev(p, static_cast<int>(state.range(0)));
   std::vector<double> th = p.param.start();
   const double vc0 = th[0];
@@ -192,19 +201,7 @@ void BM_PosteriorSample(benchmark::State& state) {
   static const auto exact = make(false);
   static const auto coarse = make(true);
   const SlitstepOperator& o = state.range(0) ? *coarse : *exact;
-  const GalaxyParams g = o.config().scene.galaxy;
-  auto ws = o.make_workspace();
-  std::vector<double> d(o.data_size());
-  (void)o.evaluate(g, d.data(), *ws);
-  FitProblem p;
-  p.op = &o;
-  p.data = d;
-  p.inv_sigma.assign(d.size(), 0.0);
-  double peak = 0.0;
-  for (double v : d) peak = std::max(peak, std::abs(v));
-  for (std::size_t k = 0; k < d.size(); ++k) p.inv_sigma[k] = o.predictable()[k] ? 30.0 / peak : 0.0;
-  p.param = GalaxyParameterization(g);
-  p.param.set_free({"vc_kms", "sigma0_kms", "inclination_deg", "pa_deg", "gradient_dex_per_kpc"});
+  const FitProblem p = noiseless_problem(o, 30.0);
   const std::vector<double> centre = p.param.start();
   std::vector<double> sig(centre.size());
   for (std::size_t k = 0; k < sig.size(); ++k) sig[k] = 0.01 * std::max(std::abs(centre[k]), 0.01);

@@ -13,12 +13,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-std::string fmt(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.3g", v);
-  return b;
-}
-
 // Weighted quantile: the smallest value whose cumulative normalised weight reaches q.
 double weighted_quantile(const std::vector<std::pair<double, double>>& sorted_vw, double q) {
   double c = 0.0;
@@ -37,9 +31,9 @@ void ReweightOptions::validate() const {
   if (thin < 0) throw InvalidOptions("ReweightOptions.thin = " + std::to_string(thin) + ": must be >= 0 (0 = auto)");
   if (threads < 0) throw InvalidOptions("ReweightOptions.threads = " + std::to_string(threads) + ": must be >= 0");
   if (!(min_ess >= 0.0) || !std::isfinite(min_ess))
-    throw InvalidOptions("ReweightOptions.min_ess = " + fmt(min_ess) + ": must be finite and >= 0");
+    throw InvalidOptions("ReweightOptions.min_ess = " + format_value(min_ess) + ": must be finite and >= 0");
   if (!(min_ess_fraction >= 0.0 && min_ess_fraction <= 1.0))
-    throw InvalidOptions("ReweightOptions.min_ess_fraction = " + fmt(min_ess_fraction) + ": must be in [0, 1]");
+    throw InvalidOptions("ReweightOptions.min_ess_fraction = " + format_value(min_ess_fraction) + ": must be in [0, 1]");
 }
 
 ReweightResult reweight_posterior(const SampleResult& run, const FitProblem& exact, const ReweightOptions& o) {
@@ -143,7 +137,7 @@ ReweightResult reweight_posterior(const SampleResult& run, const FitProblem& exa
   res.ess = 1.0 / sw2;
   res.reliable = res.ess >= o.min_ess && res.ess >= o.min_ess_fraction * n;
   if (!res.reliable)
-    res.notes.push_back("effective sample size " + fmt(res.ess) + " of " + std::to_string(n) +
+    res.notes.push_back("effective sample size " + format_value(res.ess) + " of " + std::to_string(n) +
                         " samples: the surrogate differs too much from the exact model (or the run is short); "
                         "sample the exact model or run longer");
   if (res.n_zero_weight > 0)
