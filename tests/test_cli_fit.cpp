@@ -16,39 +16,13 @@
 #include "core/cube_io.hpp"
 #include "core/rng.hpp"
 #include "fit/ifu_operator.hpp"
+#include "helpers/json_text.hpp"
 #include "helpers/paths.hpp"
 
 using namespace slitstep;
 using namespace slitstep::test;
 
 namespace {
-
-// The number after "key": (inside the object that starts at the first "within": when given).
-double json_number(const std::string& js, const std::string& key, const std::string& within = "") {
-  std::size_t p = 0;
-  if (!within.empty()) {
-    p = js.find("\"" + within + "\":");
-    if (p == std::string::npos) return NAN;
-  }
-  p = js.find("\"" + key + "\":", p);
-  if (p == std::string::npos) return NAN;
-  p += key.size() + 3;
-  while (p < js.size() && js[p] == ' ') ++p;
-  if (js.compare(p, 4, "null") == 0) return NAN;
-  return std::strtod(js.c_str() + p, nullptr);
-}
-
-std::string json_string(const std::string& js, const std::string& key, const std::string& within = "") {
-  std::size_t p0 = 0;
-  if (!within.empty()) {
-    p0 = js.find("\"" + within + "\":");
-    if (p0 == std::string::npos) return "<absent>";
-  }
-  auto p = js.find("\"" + key + "\": \"", p0);
-  if (p == std::string::npos) return "<absent>";
-  p += key.size() + 5;
-  return js.substr(p, js.find('"', p) - p);
-}
 
 const char* kSmallSim = R"([render]
 pixel_arcsec = 0.04

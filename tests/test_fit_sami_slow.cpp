@@ -22,6 +22,7 @@
 #include "fit/line_fit.hpp"
 #include "fit/lsf.hpp"
 #include "fit/start_guess.hpp"
+#include "helpers/json_text.hpp"
 #include "helpers/paths.hpp"
 
 using namespace slitstep;
@@ -66,19 +67,6 @@ Cube read_sami() {
   return c;
 }
 
-double json_number(const std::string& json, const std::string& key, const std::string& field = "") {
-  auto p = json.find("\"" + key + "\":");
-  if (p == std::string::npos) return NAN;
-  p += key.size() + 3;
-  if (!field.empty()) {
-    p = json.find("\"" + field + "\":", p);
-    if (p == std::string::npos) return NAN;
-    p += field.size() + 3;
-  }
-  while (p < json.size() && json[p] == ' ') ++p;
-  if (json.compare(p, 4, "null") == 0) return NAN;
-  return std::strtod(json.c_str() + p, nullptr);
-}
 
 GenericIfuConfig sami_instrument() {
   GenericIfuConfig c;
@@ -109,8 +97,8 @@ TEST(FitSami, Gama485885ForwardFitAgreesWithPerSpaxelMaps) {
                           " --redshift 0 --lsf-fwhm-A 1.61 -o " + dir.file("an") + " --threads 2");
   ASSERT_EQ(an.exit_code, 0) << an.output;
   const std::string js = read_text(dir.file("an/summary.json"));
-  const double ps_vc = json_number(js, "vc_kms", "value"), ps_vce = json_number(js, "vc_kms", "err");
-  const double ps_s0 = json_number(js, "sigma0_kms", "value"), ps_s0e = json_number(js, "sigma0_kms", "err");
+  const double ps_vc = json_number(js, "value", "vc_kms"), ps_vce = json_number(js, "err", "vc_kms");
+  const double ps_s0 = json_number(js, "value", "sigma0_kms"), ps_s0e = json_number(js, "err", "sigma0_kms");
   const double ps_pa = json_number(js, "pa_deg");
 
   // Forward fit: the same galaxy model through the SAMI PSF and LSF, at z_model = 0.05 on the
@@ -203,7 +191,7 @@ TEST(FitSami, Gama485885ForwardFitAgreesWithPerSpaxelMaps) {
   EXPECT_NE(fj.find("\"status\": \"converged\""), std::string::npos);
   auto cli_value = [&](const std::string& name) {
     const auto p = fj.find("\"" + name + "\": {");
-    return p == std::string::npos ? NAN : json_number(fj.substr(p), name, "value");
+    return p == std::string::npos ? NAN : json_number(fj.substr(p), "value", name);
   };
   std::printf("[ info ] CLI: vc %.1f, PA %.1f, i %.1f, sigma0 %.1f\n", cli_value("vc_kms"), cli_value("pa_deg"),
               cli_value("inclination_deg"), cli_value("sigma0_kms"));

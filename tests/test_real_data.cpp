@@ -13,6 +13,7 @@
 #include "core/cube_io.hpp"
 #include "core/maps_io.hpp"
 #include "core/table_io.hpp"
+#include "helpers/json_text.hpp"
 #include "helpers/paths.hpp"
 
 using namespace slitstep;
@@ -20,28 +21,7 @@ using namespace slitstep::test;
 
 namespace {
 
-// The number after `"key": ` (or after `"key": {"value": ` when field = "value"/"err"); NaN for
-// null or when absent. summary.json is written by core/json with one member per line.
-double json_number(const std::string& json, const std::string& key, const std::string& field = "") {
-  auto p = json.find("\"" + key + "\":");
-  if (p == std::string::npos) return NAN;
-  p += key.size() + 3;
-  if (!field.empty()) {
-    p = json.find("\"" + field + "\":", p);
-    if (p == std::string::npos) return NAN;
-    p += field.size() + 3;
-  }
-  while (p < json.size() && json[p] == ' ') ++p;
-  if (json.compare(p, 4, "null") == 0) return NAN;
-  return std::strtod(json.c_str() + p, nullptr);
-}
 
-std::string json_string(const std::string& json, const std::string& key) {
-  auto p = json.find("\"" + key + "\": \"");
-  if (p == std::string::npos) return "";
-  p += key.size() + 5;
-  return json.substr(p, json.find('"', p) - p);
-}
 
 // FWHM (Angstrom) of the sky line nearest `centre_A` in the median variance spectrum of a cube:
 // the sky lines are seen in the photon noise (ERR^2) even after sky subtraction, so their width is
@@ -97,7 +77,7 @@ TEST(RealData, GmosNgc3081CentralSpaxelsAreAgn) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("%s\n", r.output.c_str());
   const std::string js = read_text(dir.file("out/summary.json"));
-  EXPECT_NEAR(json_number(js, "redshift", "value"), 0.007976, 1e-9);
+  EXPECT_NEAR(json_number(js, "value", "redshift"), 0.007976, 1e-9);
   EXPECT_EQ(json_string(js, "classification"), "WHAN");  // no Hbeta in 5628-6848 A
   EXPECT_NE(run_command("fitsverify -q " + dir.file("out/maps.fits")).output.find("verification OK"),
             std::string::npos);
@@ -197,9 +177,9 @@ TEST(RealData, SamiGama485885Rotates) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("%s\n", r.output.c_str());
   const std::string js = read_text(dir.file("out/summary.json"));
-  const double vc = json_number(js, "vc_kms", "value"), vce = json_number(js, "vc_kms", "err");
+  const double vc = json_number(js, "value", "vc_kms"), vce = json_number(js, "err", "vc_kms");
   const double pa = json_number(js, "pa_deg");
-  const double s0 = json_number(js, "sigma0_kms", "value"), s0e = json_number(js, "sigma0_kms", "err");
+  const double s0 = json_number(js, "value", "sigma0_kms"), s0e = json_number(js, "err", "sigma0_kms");
   std::printf("SAMI GAMA 485885: v_c = %.1f +- %.1f km/s, PA = %.1f deg, sigma0 = %.1f +- %.1f km/s, R_t = %.2f\"\n",
               vc, vce, pa, s0, s0e, json_number(js, "rt_arcsec"));
   ASSERT_TRUE(std::isfinite(vc)) << js;
@@ -256,7 +236,7 @@ TEST(RealData, MuseUdfFaintFieldAnalysedWithoutError) {
   const std::string status = json_string(js, "status");
   EXPECT_NE(status, "ok");
   EXPECT_NE(status.find("Halpha"), std::string::npos) << status;
-  EXPECT_TRUE(std::isnan(json_number(js, "gradient_dex_per_kpc", "value")));
+  EXPECT_TRUE(std::isnan(json_number(js, "value", "gradient_dex_per_kpc")));
   EXPECT_NE(run_command("fitsverify -q " + dir.file("out/maps.fits")).output.find("verification OK"),
             std::string::npos);
   // The rotated WCS is carried over: the maps' 2-D WCS equals the cube's celestial WCS.
