@@ -415,6 +415,12 @@ int run_fit(const FitArgs& args) {
     SlitstepOperatorOptions so2;
     so2.space = exposures ? SlitstepOperatorOptions::Space::kExposure : SlitstepOperatorOptions::Space::kCube;
     so2.lines = mc.model.lines;
+    if (so2.lines.empty() && sc.scene.render.lines.empty()) {
+      // The product holds every line the simulator renders: fit them all, so that kinematics and
+      // chemistry come jointly from [NII]/Halpha, [OIII]/Hbeta and [SII]/Halpha (lines outside
+      // the band or in the chip gap give no detector columns and cost only render time).
+      for (int l = 0; l < kNumLines; ++l) so2.lines.push_back(static_cast<LineId>(l));
+    }
     auto p = std::make_unique<SlitstepOperator>(sc, so2);
     SlitstepOperator::Selection sel;
     if (exposures) {
@@ -639,6 +645,9 @@ int run_fit(const FitArgs& args) {
   ri.products = products;
   ri.cube_noise = cube_noise_report;
   ri.surrogate = surrogate_report;
+  if (ss_op)
+    for (LineId l : ss_op->render_options().lines)
+      ri.lines.emplace_back(emission_lines()[static_cast<std::size_t>(l)].name);
   JsonValue report = fit_report_json(ri);
   report.set("total_wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   write_text_atomic((out / "fit.json").string(), report.dump() + "\n");

@@ -137,6 +137,11 @@ JsonValue fit_report_json(const FitReportInput& in) {
   }
   if (in.cube_noise) j.set("cube_noise", *in.cube_noise);
   if (in.surrogate) j.set("surrogate", *in.surrogate);
+  if (!in.lines.empty()) {
+    JsonValue a = JsonValue::array();
+    for (const auto& l : in.lines) a.push(l);
+    j.set("lines", a);
+  }
   JsonValue prod = JsonValue::object();
   for (const auto& [k, v] : in.products) prod.set(k, v);
   j.set("products", std::move(prod));

@@ -45,6 +45,7 @@ struct FitReportInput {
   std::vector<std::pair<std::string, std::string>> products;  // name -> file
   std::optional<JsonValue> cube_noise;     // the cube-space likelihood object (see above), if any
   std::optional<JsonValue> surrogate;      // sampling through a surrogate (written as "surrogate")
+  std::vector<std::string> lines;          // lines the model renders (written as "lines" if any)
 };
 
 JsonValue fit_report_json(const FitReportInput& in);
