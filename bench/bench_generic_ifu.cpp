@@ -17,6 +17,7 @@
 #include "sim/galaxy.hpp"
 #include "sim/ifu_model.hpp"
 #include "sim/render.hpp"
+#include "sim/noise.hpp"
 
 using namespace slitstep;
 
@@ -120,17 +121,7 @@ static void BM_GenericIfuFit(benchmark::State& state) {
   truth.pa_deg = 30.0;
   truth.gradient_dex_per_kpc = -0.03;
   const Cube clean = op.model_cube(truth);
-  double best_f = 0.0, best_w2 = 0.0;
-  for (int j = 0; j < clean.ny(); ++j)
-    for (int i = 0; i < clean.nx(); ++i) {
-      const double* s = clean.spectrum(i, j);
-      double peak = 0.0, f = 0.0, w2 = 0.0;
-      for (std::size_t k = 0; k < clean.nl(); ++k) peak = std::max(peak, s[k]);
-      for (std::size_t k = 0; k < clean.nl(); ++k)
-        if (s[k] > 0.01 * peak) f += s[k] * clean.spectral.width_um(k), w2 += std::pow(clean.spectral.width_um(k), 2);
-      if (f > best_f) best_f = f, best_w2 = w2;
-    }
-  const double sigma = best_f / 20.0 / std::sqrt(best_w2);
+  const double sigma = uniform_sigma_for_spaxel_snr(clean, 20.0);  // integrated S/N 20, brightest spaxel
   GalaxyParameterization param(truth);
   for (auto& sp : param.specs()) {
     if (sp.name == "center_x_arcsec" || sp.name == "center_y_arcsec") sp.value += 0.02;

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -97,6 +98,24 @@ NoiseSummary apply_noise(std::vector<Exposure>& exposures, const std::vector<Exp
   sum.n_pixels = np;
   sum.status = Status::Ok();
   return sum;
+}
+
+double uniform_sigma_for_spaxel_snr(const Cube& c, double snr) {
+  double best_flux = 0.0, best_w2 = 0.0;
+  for (int j = 0; j < c.ny(); ++j)
+    for (int i = 0; i < c.nx(); ++i) {
+      const double* s = c.spectrum(i, j);
+      double peak = 0.0;
+      for (std::size_t k = 0; k < c.nl(); ++k) peak = std::max(peak, s[k]);
+      double f = 0.0, w2 = 0.0;
+      for (std::size_t k = 0; k < c.nl(); ++k)
+        if (s[k] > 0.01 * peak) {
+          f += s[k] * c.spectral.width_um(k);
+          w2 += c.spectral.width_um(k) * c.spectral.width_um(k);
+        }
+      if (f > best_flux) best_flux = f, best_w2 = w2;
+    }
+  return best_w2 > 0.0 ? best_flux / snr / std::sqrt(best_w2) : 0.0;
 }
 
 }  // namespace slitstep

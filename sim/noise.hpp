@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/cube.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "instruments/exposure.hpp"
@@ -68,5 +69,11 @@ NoiseSummary apply_noise(std::vector<Exposure>& exposures, const std::vector<Exp
 /// Counts for an exposure whose noise-free SCI is known: source_e = sci / to_sb with a uniform
 /// to_sb, background_e given per pixel. For tests and for the counts-free callers.
 ExposureCounts counts_from_sb(const Exposure& exposure, double to_sb, double background_e, double read_noise_e);
+
+/// Uniform per-voxel sigma that gives an integrated line S/N of `snr` in the brightest spaxel of
+/// a noiseless cube (mock IFU data at a stated depth): a spaxel's line flux is
+/// sum_k sci_k * width_k over its channels above 1 % of its peak, its error
+/// sigma * sqrt(sum_k width_k^2) over the same channels. Returns 0 for a cube without signal.
+double uniform_sigma_for_spaxel_snr(const Cube& noiseless, double snr);
 
 }  // namespace slitstep

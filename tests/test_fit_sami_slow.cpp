@@ -24,6 +24,7 @@
 #include "fit/start_guess.hpp"
 #include "helpers/json_text.hpp"
 #include "helpers/paths.hpp"
+#include "sim/noise.hpp"
 
 using namespace slitstep;
 using namespace slitstep::test;
@@ -209,18 +210,8 @@ TEST(FitSami, BenchmarkCubeBiasOverNoiseRealisations) {
   truth.inclination_deg = 55.0;
   truth.ew_halpha_rest_A = 0.0;
   const Cube clean = op.model_cube(truth);
-  // Uniform sigma: integrated Halpha S/N 20 in the brightest spaxel (as tests/test_ifu_operator).
-  double best_f = 0.0, best_w2 = 0.0;
-  for (int j = 0; j < clean.ny(); ++j)
-    for (int i = 0; i < clean.nx(); ++i) {
-      const double* s = clean.spectrum(i, j);
-      double peak = 0.0, f = 0.0, w2 = 0.0;
-      for (std::size_t k = 0; k < clean.nl(); ++k) peak = std::max(peak, s[k]);
-      for (std::size_t k = 0; k < clean.nl(); ++k)
-        if (s[k] > 0.01 * peak) f += s[k] * clean.spectral.width_um(k), w2 += std::pow(clean.spectral.width_um(k), 2);
-      if (f > best_f) best_f = f, best_w2 = w2;
-    }
-  const double sigma = best_f / 20.0 / std::sqrt(best_w2);
+  // Uniform sigma: integrated Halpha S/N 20 in the brightest spaxel (sim/noise).
+  const double sigma = uniform_sigma_for_spaxel_snr(clean, 20.0);
   const int n_real = 20;
   const std::vector<std::string> names = {"vc_kms", "sigma0_kms", "inclination_deg", "pa_deg", "gradient_dex_per_kpc"};
   std::vector<std::vector<double>> val(names.size()), err(names.size());

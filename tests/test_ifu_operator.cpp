@@ -17,6 +17,7 @@
 #include "core/rng.hpp"
 #include "fit/forward.hpp"
 #include "fit/ifu_operator.hpp"
+#include "sim/noise.hpp"
 #include "sim/galaxy.hpp"
 #include "sim/ifu_model.hpp"
 
@@ -36,26 +37,8 @@ GalaxyParams truth_galaxy() {
   return g;
 }
 
-// Uniform sigma giving an integrated Halpha S/N of `snr` in the brightest spaxel: the Halpha
-// flux of a spaxel is sum_k sci_k * width_k over the line, its error sigma * sqrt(sum width_k^2)
-// over the same channels (+-3 sigma_obs of the line: the channels with > 1 % of the peak).
-double sigma_for_snr(const Cube& c, double snr) {
-  double best_flux = 0.0, best_w2 = 0.0;
-  for (int j = 0; j < c.ny(); ++j)
-    for (int i = 0; i < c.nx(); ++i) {
-      const double* s = c.spectrum(i, j);
-      double peak = 0.0;
-      for (std::size_t k = 0; k < c.nl(); ++k) peak = std::max(peak, s[k]);
-      double f = 0.0, w2 = 0.0;
-      for (std::size_t k = 0; k < c.nl(); ++k)
-        if (s[k] > 0.01 * peak) {
-          f += s[k] * c.spectral.width_um(k);
-          w2 += c.spectral.width_um(k) * c.spectral.width_um(k);
-        }
-      if (f > best_flux) best_flux = f, best_w2 = w2;
-    }
-  return best_flux / snr / std::sqrt(best_w2);
-}
+// Uniform sigma giving an integrated Halpha S/N of `snr` in the brightest spaxel (sim/noise).
+double sigma_for_snr(const Cube& c, double snr) { return uniform_sigma_for_spaxel_snr(c, snr); }
 
 TEST(IfuOperator, EqualsIfuModelAndRefusesOtherGrids) {
   const GenericIfuConfig cfg;
