@@ -537,38 +537,16 @@ int run_fit(const FitArgs& args) {
         ReweightOptions ro;
         ro.threads = run.sampler.threads;
         const ReweightResult rw = reweight_posterior(*sample, problem, ro);
-        JsonValue sj = JsonValue::object();
-        sj.set("render_pixel_arcsec", *run.surrogate_pixel_arcsec);
+        surrogate_report = surrogate_json(rw, *sample, *run.surrogate_pixel_arcsec);
         if (!rw.status.ok()) {
-          sj.set("status", "failed").set("reason", rw.status.message);
           run_notes.push_back("surrogate reweighting failed: " + rw.status.message +
                               "; the sampler summaries are the surrogate's");
         } else {
-          sj.set("status", "ok")
-              .set("samples", rw.n_samples)
-              .set("thin", rw.thin)
-              .set("ess", rw.ess)
-              .set("max_weight", rw.max_weight)
-              .set("reliable", rw.reliable)
-              .set("exact_evaluations", static_cast<long long>(rw.n_evaluations))
-              .set("wall_s", rw.wall_s);
-          JsonValue notes = JsonValue::array();
-          for (const auto& n : rw.notes) notes.push(n);
-          sj.set("notes", notes);
-          JsonValue ps = JsonValue::object();
           for (std::size_t k = 0; k < rw.params.size() && k < sample->params.size(); ++k) {
             const auto& w = rw.params[k];
             auto& q = sample->params[k];
-            ps.set(w.name, JsonValue::object()
-                               .set("median", w.median)
-                               .set("p16", w.p16)
-                               .set("p84", w.p84)
-                               .set("mean", w.mean)
-                               .set("std", w.std)
-                               .set("surrogate_median", q.median));
             q.median = w.median, q.p16 = w.p16, q.p84 = w.p84, q.mean = w.mean, q.std = w.std;
           }
-          sj.set("params", ps);
           sample->notes.push_back("posterior summaries reweighted from a " + format_value(*run.surrogate_pixel_arcsec) +
                                   "\" sky surrogate to the exact model (ESS " + format_value(rw.ess) + " of " +
                                   std::to_string(rw.n_samples) + " samples)");
@@ -576,7 +554,6 @@ int run_fit(const FitArgs& args) {
           std::printf("surrogate: %d samples reweighted to the exact model, ESS %.0f%s\n", rw.n_samples, rw.ess,
                       rw.reliable ? "" : " (NOT reliable: see notes)");
         }
-        surrogate_report = sj;
       }
     }
   }

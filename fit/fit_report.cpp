@@ -148,4 +148,33 @@ JsonValue fit_report_json(const FitReportInput& in) {
   return j;
 }
 
+JsonValue surrogate_json(const ReweightResult& rw, const SampleResult& run, double render_pixel_arcsec) {
+  JsonValue sj = JsonValue::object();
+  sj.set("render_pixel_arcsec", render_pixel_arcsec);
+  if (!rw.status.ok()) return sj.set("status", "failed").set("reason", rw.status.message);
+  sj.set("status", "ok")
+      .set("samples", rw.n_samples)
+      .set("thin", rw.thin)
+      .set("ess", rw.ess)
+      .set("max_weight", rw.max_weight)
+      .set("reliable", rw.reliable)
+      .set("exact_evaluations", static_cast<long long>(rw.n_evaluations))
+      .set("wall_s", rw.wall_s);
+  JsonValue notes = JsonValue::array();
+  for (const auto& n : rw.notes) notes.push(n);
+  sj.set("notes", notes);
+  JsonValue ps = JsonValue::object();
+  for (std::size_t k = 0; k < rw.params.size(); ++k) {
+    const auto& w = rw.params[k];
+    ps.set(w.name, JsonValue::object()
+                       .set("median", w.median)
+                       .set("p16", w.p16)
+                       .set("p84", w.p84)
+                       .set("mean", w.mean)
+                       .set("std", w.std)
+                       .set("surrogate_median", k < run.params.size() ? run.params[k].median : std::nan("")));
+  }
+  return sj.set("params", ps);
+}
+
 }  // namespace slitstep

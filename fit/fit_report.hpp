@@ -26,6 +26,7 @@
 
 #include "core/json.hpp"
 #include "fit/forward.hpp"
+#include "fit/reweight.hpp"
 #include "fit/sampler.hpp"
 
 namespace slitstep {
@@ -49,5 +50,10 @@ struct FitReportInput {
 };
 
 JsonValue fit_report_json(const FitReportInput& in);
+
+/// The "surrogate" object (see above) of a surrogate run (the SampleResult as the sampler
+/// returned it) reweighted to the exact model; on failure {render_pixel_arcsec, status
+/// "failed", reason}.
+JsonValue surrogate_json(const ReweightResult& rw, const SampleResult& surrogate_run, double render_pixel_arcsec);
 
 }  // namespace slitstep
