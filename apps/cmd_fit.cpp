@@ -477,9 +477,7 @@ int run_fit(const FitArgs& args) {
         if (surrogate_op->data_size() != p->data_size() || surrogate_op->columns() != p->columns())
           throw InputError("[fit] surrogate_pixel_arcsec = " + format_value(*run.surrogate_pixel_arcsec) +
                            ": the surrogate models other values than the exact operator");
-        surrogate_problem = surrogate_op->make_problem(sel, param);
-        surrogate_problem.inv_sigma = problem.inv_sigma;  // the same likelihood weights
-        surrogate_problem.data = problem.data;
+        surrogate_problem = surrogate_op->make_problem(sel, param);  // the same data and weights
       }
     }
     ss_op = p.get();

@@ -75,13 +75,10 @@ ReweightResult reweight_posterior(const SampleResult& run, const FitProblem& exa
       }
     thin = std::max(1, static_cast<int>(std::ceil(tau)));
   }
-  // at most max_samples: whole steps (all walkers) from the end backwards
+  // at most max_samples: whole steps (all walkers) from the end backwards, at most max_steps of them
   const int max_steps = std::max(1, o.max_samples / W);
-  int n_steps = (K - 1) / thin + 1;
-  if (n_steps > max_steps) {
-    thin = (K - 1) / (max_steps - 1 > 0 ? max_steps - 1 : 1) + 1;
-    n_steps = std::min(max_steps, (K - 1) / thin + 1);
-  }
+  thin = std::max(thin, max_steps == 1 ? K : (K - 1 + max_steps - 2) / (max_steps - 1));
+  const int n_steps = (K - 1) / thin + 1;
   res.thin = thin;
   std::vector<int> steps;
   for (int s = K - 1, n = 0; s >= 0 && n < n_steps; s -= thin, ++n) steps.push_back(s);

@@ -31,7 +31,8 @@
 namespace slitstep {
 
 struct ReweightOptions {
-  int max_samples = 2000;          // exact-model evaluations at most, >= 10
+  int max_samples = 2000;          // exact-model evaluations at most (but always one whole step
+                                   // of the ensemble), >= 10
   int thin = 0;                    // kept steps between reweighted samples; 0 = ceil(max tau)
   int threads = 0;                 // parallel exact evaluations (0 = OpenMP default)
   double min_ess = 100.0;          // `reliable` needs ESS >= this ...

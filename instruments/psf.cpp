@@ -274,15 +274,19 @@ double PsfConvolver::fwhm_arcsec(double l) const {
   return psf_fwhm_arcsec(config_, l);
 }
 
-void PsfConvolver::apply(const std::vector<double>& in, std::vector<double>& out, int threads) const {
+bool PsfConvolver::pass_through(const char* who, const std::vector<double>& in, std::vector<double>& out) const {
   const std::size_t n = static_cast<std::size_t>(nx_) * ny_ * nl_;
   if (in.size() != n)
-    throw InvalidOptions("PsfConvolver::apply: input has " + std::to_string(in.size()) + " values, expected " +
-                         std::to_string(n));
-  if (!enabled_) {
-    out = in;
-    return;
-  }
+    throw InvalidOptions(std::string("PsfConvolver::") + who + ": input has " + std::to_string(in.size()) +
+                         " values, expected " + std::to_string(n));
+  if (enabled_) return false;
+  out = in;
+  return true;
+}
+
+void PsfConvolver::apply(const std::vector<double>& in, std::vector<double>& out, int threads) const {
+  if (pass_through("apply", in, out)) return;
+  const std::size_t n = in.size();
   out.assign(n, 0.0);
   const Fft& f = *fft_;
   const std::size_t nreal = static_cast<std::size_t>(f.nxp) * f.nyp;
@@ -403,14 +407,8 @@ void pass_line(const Line1D& L, std::size_t base, std::size_t stride, int n, con
 void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<double>& out,
                                    std::vector<double>& scratch, int threads, double truncate_sigma,
                                    const std::vector<char>& columns_needed, const std::vector<char>& rows_needed) const {
-  const std::size_t n = static_cast<std::size_t>(nx_) * ny_ * nl_;
-  if (in.size() != n)
-    throw InvalidOptions("PsfConvolver::apply_separable: input has " + std::to_string(in.size()) +
-                         " values, expected " + std::to_string(n));
-  if (!enabled_) {
-    out = in;
-    return;
-  }
+  if (pass_through("apply_separable", in, out)) return;
+  const std::size_t n = in.size();
   if (!separable())
     throw InvalidOptions("PsfConvolver::apply_separable: psf_model = \"" + config_.model +
                          "\" is not separable (use apply)");
@@ -470,14 +468,8 @@ void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<do
 }
 
 void PsfConvolver::apply_direct(const std::vector<double>& in, std::vector<double>& out) const {
-  const std::size_t n = static_cast<std::size_t>(nx_) * ny_ * nl_;
-  if (in.size() != n)
-    throw InvalidOptions("PsfConvolver::apply_direct: input has " + std::to_string(in.size()) + " values, expected " +
-                         std::to_string(n));
-  if (!enabled_) {
-    out = in;
-    return;
-  }
+  if (pass_through("apply_direct", in, out)) return;
+  const std::size_t n = in.size();
   out.assign(n, 0.0);
   for (std::size_t k = 0; k < nl_; ++k) {
     const PsfKernel& K = kernels_[chunk_of_[k]];

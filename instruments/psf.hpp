@@ -130,6 +130,9 @@ class PsfConvolver {
   const PsfKernel& kernel_for_channel(std::size_t k) const { return kernels_[chunk_of_[k]]; }
 
  private:
+  // Checks the input size (throws InvalidOptions naming `who`); with the PSF disabled copies in to
+  // out and returns true (nothing left to do).
+  bool pass_through(const char* who, const std::vector<double>& in, std::vector<double>& out) const;
   struct Fft;
   bool enabled_ = false;
   PsfConfig config_;
