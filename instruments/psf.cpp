@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 
@@ -358,18 +359,110 @@ struct Line1D {
   std::size_t nl;
 };
 
+// A tap of one output spectrum in one chunk: weight, source spectrum and the channels [a, b] it
+// adds to (its source's nonzero range cut to the chunk; the source is never read outside it).
+struct Tap {
+  const double* src;
+  double w;
+  int a, b;
+};
+
+// Register-blocked (output-stationary) sums over W consecutive channels k0 .. k0 + W - 1, written
+// to o[k0 ..] once: the W partial sums stay in registers (W / 4 vectors of 4 doubles; two SSE2
+// registers each in the baseline clone) while the taps are added in increasing d order.
+// Bit-identical to adding w * src[k] into a zeroed o tap by tap over each tap's [a, b]: a tap that
+// covers the block adds w * src[k] to every sum; one that covers part of it adds w * (src[k]
+// inside [a, b], +0.0 outside, the source never read outside [a, b]), and those +-0.0 terms change
+// no sum (w is finite; every sum starts at +0.0 and round-to-nearest never makes it -0.0, so
+// s + (+-0.0) == s).
+// Separate multiplies and adds (no FMA), so every value is rounded as before. Recomputing a
+// channel (overlapping blocks) gives the same value.
+typedef double V4 __attribute__((vector_size(32)));
+
+template <int W>
+inline __attribute__((always_inline)) void conv_block(const Tap* t, const Tap* te, int k0, double* __restrict o) {
+  static_assert(W % 4 == 0);
+  constexpr int NV = W / 4;
+  const int k1 = k0 + W - 1;
+  V4 acc[NV];
+#pragma GCC unroll 4
+  for (int q = 0; q < NV; ++q) acc[q] = V4{0.0, 0.0, 0.0, 0.0};
+  for (; t != te; ++t) {
+    const double w = t->w;
+    const double* __restrict s = t->src + k0;
+    if (t->a <= k0 && k1 <= t->b) {
+#pragma GCC unroll 4
+      for (int q = 0; q < NV; ++q) {
+        V4 x;
+        std::memcpy(&x, s + 4 * q, sizeof x);
+        acc[q] += w * x;
+      }
+    } else if (t->a <= k1 && k0 <= t->b) {
+      const int a = t->a - k0, b = t->b - k0;
+      double v[W];
+      for (int j = 0; j < W; ++j) v[j] = (j >= a && j <= b) ? s[j] : 0.0;
+#pragma GCC unroll 4
+      for (int q = 0; q < NV; ++q) {
+        V4 x;
+        std::memcpy(&x, v + 4 * q, sizeof x);
+        acc[q] += w * x;
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < NV; ++q) std::memcpy(o + k0 + 4 * q, &acc[q], sizeof acc[q]);
+}
+
+// One channel k: the taps whose [a, b] holds k, in order.
+inline __attribute__((always_inline)) void conv_one(const Tap* t, const Tap* te, int k, double* __restrict o) {
+  double acc = 0.0;
+  for (; t != te; ++t)
+    if (t->a <= k && k <= t->b) acc += t->w * t->src[k];
+  o[k] = acc;
+}
+
+// Channels ka .. kb: blocks of 16 (the last one moved back to end at kb), shorter ranges in
+// blocks of 8 or 4 the same way, fewer than 4 channels one by one.
+inline __attribute__((always_inline)) void conv_range(const Tap* t, const Tap* te, int ka, int kb, double* __restrict o) {
+  const int len = kb - ka + 1;
+  if (len >= 16) {
+    int k0 = ka;
+    for (; k0 + 15 <= kb; k0 += 16) conv_block<16>(t, te, k0, o);
+    if (k0 <= kb) conv_block<16>(t, te, kb - 15, o);
+  } else if (len >= 8) {
+    conv_block<8>(t, te, ka, o);
+    if (len > 8) conv_block<8>(t, te, kb - 7, o);
+  } else if (len >= 4) {
+    conv_block<4>(t, te, ka, o);
+    if (len > 4) conv_block<4>(t, te, kb - 3, o);
+  } else {
+    for (int k = ka; k <= kb; ++k) conv_one(t, te, k, o);
+  }
+}
+
 SLITSTEP_SIMD_CLONES
 void pass_line(const Line1D& L, std::size_t base, std::size_t stride, int n, const std::vector<std::vector<double>>& h,
                const std::vector<std::size_t>& ch_first, const std::vector<std::size_t>& ch_end, const char* need) {
   const std::size_t nl = L.nl;
   int hmax = 0;
   for (const auto& v : h) hmax = std::max(hmax, static_cast<int>(v.size() / 2));
+  std::vector<Tap> taps(static_cast<std::size_t>(2 * hmax + 1));
   for (int i = 0; i < n; ++i) {
     const std::size_t po = base + static_cast<std::size_t>(i) * stride;
     if (need && !need[i]) {
       L.ofirst[po] = static_cast<int>(nl);
       L.olast[po] = -1;
       continue;
+    }
+    // the source spectrum the next output's taps reach first: fetch it while this one is summed
+    if (i + 1 + hmax < n) {
+      const std::size_t pn = base + static_cast<std::size_t>(i + 1 + hmax) * stride;
+      const double* sn = L.in + pn * nl;
+      for (int k = L.first[pn]; k <= L.last[pn]; k += 8) __builtin_prefetch(sn + k, 0, 3);
+    }
+    if (i + 1 < n) {
+      const double* on = L.out + (po + stride) * nl;
+      for (std::size_t k = 0; k < nl; k += 8) __builtin_prefetch(on + k, 1, 3);
     }
     double* __restrict o = L.out + po * nl;
     int lo = static_cast<int>(nl), hi = -1;
@@ -388,16 +481,17 @@ void pass_line(const Line1D& L, std::size_t base, std::size_t stride, int n, con
       const int ka = std::max(lo, static_cast<int>(ch_first[c])), kb = std::min(hi, static_cast<int>(ch_end[c]) - 1);
       if (kb < ka) continue;
       const int half = static_cast<int>(h[c].size() / 2);
-      for (int d = -half; d <= half; ++d) {
+      Tap* te = taps.data();
+      for (int d = -half; d <= half; ++d) {  // increasing d: the order every sum adds its terms in
         const int s = i - d;
         if (s < 0 || s >= n) continue;
         const std::size_t ps = base + static_cast<std::size_t>(s) * stride;
         const int a = std::max(ka, L.first[ps]), b = std::min(kb, L.last[ps]);
         if (b < a) continue;
-        const double w = h[c][static_cast<std::size_t>(d + half)];
-        const double* __restrict src = L.in + ps * nl;
-        for (int k = a; k <= b; ++k) o[k] += w * src[k];
+        *te++ = Tap{L.in + ps * nl, h[c][static_cast<std::size_t>(d + half)], a, b};
       }
+      if (te == taps.data()) continue;
+      conv_range(taps.data(), te, ka, kb, o);
     }
   }
 }
