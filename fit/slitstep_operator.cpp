@@ -61,6 +61,9 @@ void SlitstepOperatorOptions::validate() const {
   if (!(psf_truncate_sigma == 0.0 || (psf_truncate_sigma >= 3.0 && psf_truncate_sigma <= 12.0)))
     throw InvalidOptions("SlitstepOperatorOptions.psf_truncate_sigma = " + format_value(psf_truncate_sigma) +
                          ": must be 0 (exact kernel) or in [3, 12]");
+  if (!(fold_drop_relative >= 0.0 && fold_drop_relative <= 1e-4))
+    throw InvalidOptions("SlitstepOperatorOptions.fold_drop_relative = " + format_value(fold_drop_relative) +
+                         ": must be in [0, 1e-4]");
   if (!(support_sigma >= 5.0 && support_sigma <= 12.0))
     throw InvalidOptions("SlitstepOperatorOptions.support_sigma = " + format_value(support_sigma) +
                          ": must be in [5, 12]");
@@ -132,13 +135,24 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
       column_dq_[static_cast<std::size_t>(v) * nc + c] =
           instrument_->dq_template()[static_cast<std::size_t>(v) * nu + static_cast<std::size_t>(columns_[c])];
 
+  // The y factor of a separable PSF folded into the detector-row responses: the PSF is then one
+  // x pass, and observe sums the x-convolved sky with the folded rows.
+  const bool separable = instrument_->psf().enabled() && options_.separable_psf && instrument_->psf().separable();
+  if (separable && options_.fold_psf_rows) {
+    std::vector<std::vector<double>> taps;
+    for (std::size_t ch = 0; ch < instrument_->num_chunks(); ++ch)
+      taps.push_back(instrument_->psf().separable_factor(ch, options_.psf_truncate_sigma));
+    folded_rows_ = std::make_unique<RowResponses>(fold_psf_rows(*instrument_, taps, options_.fold_drop_relative));
+  }
   // Sky columns / rows observe reads (the PSF output is needed there only).
   psf_columns_.assign(static_cast<std::size_t>(sky_spatial_.nx), 0);
   psf_rows_.assign(static_cast<std::size_t>(sky_spatial_.ny), 0);
   for (int p = 0; p < static_cast<int>(instrument_->pointings().size()); ++p) {
     for (const auto& co : instrument_->columns(instrument_->step_slot(p))) psf_columns_[static_cast<std::size_t>(co.i)] = 1;
+    const int d = instrument_->dither_slot(p);
     for (std::size_t ch = 0; ch < instrument_->num_chunks(); ++ch)
-      for (const auto& rp : instrument_->row_profiles(instrument_->dither_slot(p), ch))
+      for (const auto& rp : folded_rows_ ? folded_rows_->profiles[static_cast<std::size_t>(d) * instrument_->num_chunks() + ch]
+                                         : instrument_->row_profiles(d, ch))
         psf_rows_[static_cast<std::size_t>(rp.j)] = 1;
   }
 
@@ -225,7 +239,7 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
       // only the sky pixels observe reads (columns / rows some shutter sees); the rest of w.conv
       // is never read
       instrument_->psf().apply_separable(w.sky.sci, w.conv.sci, w.psf_scratch, w.threads, options_.psf_truncate_sigma,
-                                         psf_columns_, psf_rows_);
+                                         psf_columns_, psf_rows_, /*y_pass=*/!folded_rows_);
     } else {
       instrument_->psf().apply(w.sky.sci, w.conv.sci, w.threads);
     }
@@ -236,6 +250,7 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
   ObserveOptions oo;
   oo.threads = w.threads;
   oo.columns = columns_;  // compact exposures: only the modelled columns (bit-identical values)
+  oo.rows = folded_rows_.get();  // the PSF's y factor, when folded (w.conv is then convolved along x only)
   try {
     if (psf) {
       observe_convolved_into(*instrument_, w.conv.sci, oo, w.narrow);  // convolved above, read in place

@@ -40,6 +40,7 @@
 #include "fit/forward.hpp"
 #include "instruments/exposure.hpp"
 #include "instruments/nirspec.hpp"
+#include "instruments/observe.hpp"
 #include "sim/render.hpp"
 #include "sim/simulate.hpp"
 
@@ -63,6 +64,15 @@ struct SlitstepOperatorOptions {
   // simulator's FFT: the same kernel, equal to < 1e-12 of the peak (not bit for bit). false =
   // the FFT path, bit-identical to the simulator's chain (tests/test_slitstep_operator.cpp).
   bool separable_psf = true;
+  // With the separable Gaussian PSF: fold its y factor into the instrument's detector-row
+  // responses (instruments/observe.hpp fold_psf_rows), so the PSF costs one x pass and observe
+  // reads the x-convolved sky. The same model to rounding (and tails < 1e-12 of the largest row
+  // weight); false = the two direct passes.
+  bool fold_psf_rows = true;
+  // Folded row weights below this fraction of the largest are dropped at the ends of each sky
+  // row's detector-row range ([0, 1e-4]; each dropped weight changes a value by less than this
+  // fraction of the row's light).
+  double fold_drop_relative = 1e-7;
   // Gaussian support (sigma, each side) of the instrument's LSF and cross-dispersion profiles
   // (NirspecNumerics::support_sigma): 6 drops tails < 1e-9 of a profile and is ~1.5x faster than
   // the simulator's 10; the model differs from the simulator's by < 1e-8 of its peak
@@ -139,6 +149,7 @@ class SlitstepOperator final : public ModelOperator {
   std::unique_ptr<NirspecInstrument> instrument_;
   std::vector<int> columns_;
   std::vector<double> column_um_;
+  std::unique_ptr<RowResponses> folded_rows_;  // the PSF's y factor folded into the rows (or null)
   std::vector<char> psf_columns_, psf_rows_;  // sky columns / rows observe reads
   std::vector<std::uint32_t> column_dq_;  // dq template restricted to the columns (nv x n_columns)
   SpatialGrid cube_spatial_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.hpp"
 #include "core/simd.hpp"
@@ -91,16 +92,99 @@ void init_exposure(const NirspecInstrument& ins, int p, const ColumnSelection& c
   e.seed = 0;
 }
 
+// Row responses of one (dither, chunk) transposed: for every detector row r the (row-profile
+// index p, weight) pairs of the sky rows that reach it, in increasing p (= increasing sky row j).
+struct RowsByDetectorRow {
+  std::vector<std::uint32_t> start;  // nv + 1 offsets into p / y
+  std::vector<std::uint32_t> p;
+  std::vector<double> y;
+};
+
+RowsByDetectorRow transpose_rows(const std::vector<NirspecInstrument::RowProfile>& prof, const std::vector<double>& vals,
+                                 int nv) {
+  RowsByDetectorRow t;
+  t.start.assign(static_cast<std::size_t>(nv) + 1, 0);
+  for (const auto& rp : prof)
+    for (int q = 0; q < rp.len; ++q) ++t.start[static_cast<std::size_t>(rp.r0 + q) + 1];
+  for (int r = 0; r < nv; ++r) t.start[static_cast<std::size_t>(r) + 1] += t.start[static_cast<std::size_t>(r)];
+  t.p.resize(t.start.back());
+  t.y.resize(t.start.back());
+  std::vector<std::uint32_t> fill(t.start.begin(), t.start.end() - 1);
+  for (std::size_t pi = 0; pi < prof.size(); ++pi) {
+    const auto& rp = prof[pi];
+    for (int q = 0; q < rp.len; ++q) {
+      const std::uint32_t at = fill[static_cast<std::size_t>(rp.r0 + q)]++;
+      t.p[at] = static_cast<std::uint32_t>(pi);
+      t.y[at] = vals[rp.offset + static_cast<std::size_t>(q)];
+    }
+  }
+  return t;
+}
+
+// The transposed row responses of every (dither slot, chunk) of the instrument.
+struct ObservePlan {
+  std::vector<RowsByDetectorRow> rows;                                    // [dither * num_chunks + chunk]
+  std::vector<const std::vector<NirspecInstrument::RowProfile>*> profiles;  // the row responses used
+};
+
+int num_dither_slots(const NirspecInstrument& ins) {
+  int nd = 0;
+  for (std::size_t p = 0; p < ins.pointings().size(); ++p) nd = std::max(nd, ins.dither_slot(static_cast<int>(p)) + 1);
+  return nd;
+}
+
+// The instrument's row responses, or `folded` (ObserveOptions::rows) when given.
+ObservePlan make_plan(const NirspecInstrument& ins, const RowResponses* folded) {
+  ObservePlan plan;
+  const std::size_t nch = ins.num_chunks();
+  const int nd = num_dither_slots(ins);
+  plan.rows.resize(static_cast<std::size_t>(nd) * nch);
+  plan.profiles.resize(plan.rows.size());
+  for (int d = 0; d < nd; ++d)
+    for (std::size_t ch = 0; ch < nch; ++ch) {
+      const std::size_t at = static_cast<std::size_t>(d) * nch + ch;
+      const auto& prof = folded ? folded->profiles[at] : ins.row_profiles(d, ch);
+      const auto& vals = folded ? folded->values[at] : ins.row_values(d, ch);
+      plan.rows[at] = transpose_rows(prof, vals, ins.nv());
+      plan.profiles[at] = &prof;
+    }
+  return plan;
+}
+
+// 4 doubles (GCC vector extension; AVX2 registers in the AVX2 clone, SSE2 pairs otherwise). The
+// helpers and render_pointing have internal linkage, so the -Wpsabi note about passing them
+// without AVX is moot (the pragma spans them).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+using v4d = double __attribute__((vector_size(32)));
+inline v4d load4(const double* p) {
+  v4d v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(double* p, v4d v) { std::memcpy(p, &v, sizeof v); }
+struct Term {
+  const double* base;  // a sky spectrum
+  double y;            // its weight on one detector row
+};
+
 // One pointing, fast path. B: the (convolved) sky in Cube layout. Scratch per thread: `buf`
-// (nv x nl, C(r, k) of one sky column), `ct` (its transpose, nl x nv) and `strip` (the output
+// (nv x nl, C(r, k) of one sky column), `ct` (its transpose, nl x nv), `strip` (the output
 // columns [u_lo, u_hi] transposed: strip[(u - u_lo) * nv + r], so that the spectral spreading runs
-// along contiguous detector rows). Compact: only the selected columns' range is accumulated and the
-// selected columns are copied out. The summation order of every output value is fixed (sky column
-// by sky column, channel by channel), so results do not depend on the column selection, the thread
-// count or the instruction set the kernel was compiled for (core/simd.hpp).
+// along contiguous detector rows) and `ranges` / `bases` (per sky row of the column: the nonzero
+// channel range and the spectrum). Compact: only the selected columns' range is accumulated and
+// the selected columns are copied out. The row collapse is output-stationary: every C(r, k) is
+// summed in registers over the sky rows that reach row r, in increasing sky row, from 0 (terms
+// outside a spectrum's nonzero range are exact zeros inside [k0, k1)). The summation order of
+// every output value is fixed, so results do not depend on the column selection, the thread count
+// or the instruction set the kernel was compiled for (core/simd.hpp).
 SLITSTEP_SIMD_CLONES
-void render_pointing(const NirspecInstrument& ins, const double* B, int p, const ColumnSelection& cs, Exposure& e,
-                     std::vector<double>& buf, std::vector<double>& ct, std::vector<double>& strip) {
+void render_pointing(const NirspecInstrument& ins, const ObservePlan& plan, const double* B, const int* nonzero, int p,
+                     const ColumnSelection& cs, Exposure& e, std::vector<double>& buf, std::vector<double>& ct,
+                     std::vector<double>& strip, std::vector<int>& ranges, std::vector<const double*>& bases,
+                     std::vector<Term>& terms, std::vector<std::uint32_t>& row_start, std::vector<int>& row_k,
+                     std::vector<std::uint32_t>& col_start,
+                     std::vector<std::uint32_t>& col_fill, std::vector<Term>& col_terms) {
   const bool compact = cs.compact;
   const SpatialGrid& g = ins.sky_spatial();
   const std::size_t nl = ins.sky_spectral().size();
@@ -113,9 +197,10 @@ void render_pointing(const NirspecInstrument& ins, const double* B, int p, const
   const std::size_t nch = ins.num_chunks();
   const int u_lo = cs.u_min, u_hi = cs.u_max;
   const std::size_t width = static_cast<std::size_t>(u_hi - u_lo + 1);
+  const std::size_t nvs = static_cast<std::size_t>(nv) + 3;  // strip stride: rows + padding for 4-wide sums
   buf.assign(static_cast<std::size_t>(nv) * nl, 0.0);
-  ct.resize(static_cast<std::size_t>(nv) * nl);
-  strip.assign(width * static_cast<std::size_t>(nv), 0.0);
+  ct.resize((static_cast<std::size_t>(nv) + 3) * nl);
+  strip.assign(width * nvs, 0.0);
   for (std::size_t c = 0; c < cols.size(); ++c) {
     const int i = cols[c].i;
     int r_min = nv, r_max = -1;
@@ -133,49 +218,175 @@ void render_pointing(const NirspecInstrument& ins, const double* B, int p, const
           --k1;
         if (k0 >= k1) continue;
       }
-      const auto& rprof = ins.row_profiles(d, ch);
-      const auto& rvals = ins.row_values(d, ch);
-      for (const auto& rp : rprof) {
-        const double* base = B + (static_cast<std::size_t>(rp.j) * g.nx + i) * nl;
-        // the spectrum's nonzero range within [k0, k1): adding zeros changes no sum
-        std::size_t a = k0, b = k1;
-        while (a < b && base[a] == 0.0) ++a;
+      const auto& rprof = *plan.profiles[static_cast<std::size_t>(d) * nch + ch];
+      const RowsByDetectorRow& T = plan.rows[static_cast<std::size_t>(d) * nch + ch];
+      // every sky row's nonzero range within [k0, k1) (a == b: nothing)
+      ranges.resize(2 * rprof.size());
+      bases.resize(rprof.size());
+      for (std::size_t pi = 0; pi < rprof.size(); ++pi) {
+        const auto& rp = rprof[pi];
+        const std::size_t pix = static_cast<std::size_t>(rp.j) * g.nx + i;
+        const double* base = B + pix * nl;
+        // the spectrum's nonzero range [nz0, nz1) within [k0, k1); zeros inside add nothing
+        std::size_t a = std::max(k0, static_cast<std::size_t>(nonzero[2 * pix]));
+        std::size_t b = std::min(k1, static_cast<std::size_t>(nonzero[2 * pix + 1]));
+        if (b < a) b = a;
+        ranges[2 * pi] = static_cast<int>(a);
+        ranges[2 * pi + 1] = static_cast<int>(b);
+        bases[pi] = base;
         if (a == b) continue;
-        while (base[b - 1] == 0.0) --b;
         k_first = std::min(k_first, a);
         k_end = std::max(k_end, b);
         r_min = std::min(r_min, rp.r0);
         r_max = std::max(r_max, rp.r0 + rp.len - 1);
-        for (int q = 0; q < rp.len; ++q) {
-          const double y = rvals[rp.offset + q];
-          double* C = buf.data() + static_cast<std::size_t>(rp.r0 + q) * nl;
-          for (std::size_t k = a; k < b; ++k) C[k] += y * base[k];
+      }
+      // per detector row: its (spectrum, weight) terms with a nonzero range, in sky-row order, and
+      // the union [ka, kb) of their ranges
+      row_start.assign(static_cast<std::size_t>(nv) + 1, 0);
+      terms.clear();
+      row_k.assign(2 * static_cast<std::size_t>(nv), 0);
+      for (int r = 0; r < nv; ++r) {
+        const std::uint32_t e0 = T.start[static_cast<std::size_t>(r)], e1 = T.start[static_cast<std::size_t>(r) + 1];
+        int ka = static_cast<int>(k1), kb = static_cast<int>(k0);
+        for (std::uint32_t q = e0; q < e1; ++q) {
+          const std::uint32_t pi = T.p[q];
+          if (ranges[2 * pi] == ranges[2 * pi + 1]) continue;
+          ka = std::min(ka, ranges[2 * pi]);
+          kb = std::max(kb, ranges[2 * pi + 1]);
+          terms.push_back({bases[pi], T.y[q]});
+        }
+        row_start[static_cast<std::size_t>(r) + 1] = static_cast<std::uint32_t>(terms.size());
+        row_k[2 * static_cast<std::size_t>(r)] = ka;
+        row_k[2 * static_cast<std::size_t>(r) + 1] = kb;
+      }
+      // Channel blocks of 32 over the union [cA, cB) of the rows' ranges (terms outside their own
+      // nonzero range add exact zeros): the block of every sky row of the column stays in L1 while
+      // all detector rows are summed, 32 channels at a time in 8 independent register sums; the
+      // next block is prefetched.
+      int cA = static_cast<int>(k1), cB = static_cast<int>(k0);
+      for (int r = 0; r < nv; ++r)
+        if (row_k[2 * static_cast<std::size_t>(r)] < row_k[2 * static_cast<std::size_t>(r) + 1]) {
+          cA = std::min(cA, row_k[2 * static_cast<std::size_t>(r)]);
+          cB = std::max(cB, row_k[2 * static_cast<std::size_t>(r) + 1]);
+        }
+      for (int kb0 = cA; kb0 < cB; kb0 += 32) {
+        // the last block moved back to end at cB when the range allows: the channels it repeats
+        // get the same terms in the same order, so the same values
+        if (kb0 + 32 > cB && cB - cA >= 32) kb0 = cB - 32;
+        const int kb1 = std::min(cB, kb0 + 32);
+        if (kb1 + 32 <= cB)
+          for (std::size_t pi = 0; pi < rprof.size(); ++pi)
+            if (ranges[2 * pi] < ranges[2 * pi + 1])
+              for (int l = 0; l < 32; l += 8) __builtin_prefetch(bases[pi] + kb1 + l, 0, 3);
+        for (int r = 0; r < nv; ++r) {
+          const Term* t0 = terms.data() + row_start[static_cast<std::size_t>(r)];
+          const Term* t1 = terms.data() + row_start[static_cast<std::size_t>(r) + 1];
+          if (t0 == t1) continue;
+          double* C = buf.data() + static_cast<std::size_t>(r) * nl;
+          int k = kb0;
+          if (kb1 - kb0 == 32) {
+            v4d s0 = {0.0, 0.0, 0.0, 0.0}, s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+            for (const Term* t = t0; t < t1; ++t) {
+              const double* src = t->base + k;
+              const double y = t->y;
+              s0 += y * load4(src);
+              s1 += y * load4(src + 4);
+              s2 += y * load4(src + 8);
+              s3 += y * load4(src + 12);
+              s4 += y * load4(src + 16);
+              s5 += y * load4(src + 20);
+              s6 += y * load4(src + 24);
+              s7 += y * load4(src + 28);
+            }
+            store4(C + k, s0);
+            store4(C + k + 4, s1);
+            store4(C + k + 8, s2);
+            store4(C + k + 12, s3);
+            store4(C + k + 16, s4);
+            store4(C + k + 20, s5);
+            store4(C + k + 24, s6);
+            store4(C + k + 28, s7);
+            continue;
+          }
+          for (; k + 8 <= kb1; k += 8) {
+            v4d s0 = {0.0, 0.0, 0.0, 0.0}, s1 = s0;
+            for (const Term* t = t0; t < t1; ++t) {
+              const double* src = t->base + k;
+              s0 += t->y * load4(src);
+              s1 += t->y * load4(src + 4);
+            }
+            store4(C + k, s0);
+            store4(C + k + 4, s1);
+          }
+          for (; k < kb1; ++k) {
+            double s0 = 0.0;
+            for (const Term* t = t0; t < t1; ++t) s0 += t->y * t->base[k];
+            C[k] = s0;
+          }
         }
       }
     }
     if (r_max < r_min) continue;
-    // 2) spread every channel onto detector columns with its spectral profile, all rows at once
+    // 2) spread every channel onto detector columns with its spectral profile, all rows at once.
+    // ct holds C transposed with the rows padded to Rp (a multiple of 4; the padding rows are 0
+    // and land in the strip's padding rows, never copied out).
     const std::size_t R = static_cast<std::size_t>(r_max - r_min + 1);
+    const std::size_t Rp = (R + 3) / 4 * 4;
     for (std::size_t k = k_first; k < k_end; ++k) {
-      double* t = ct.data() + k * R;
+      double* t = ct.data() + k * Rp;
       for (std::size_t rr = 0; rr < R; ++rr) t[rr] = buf[(static_cast<std::size_t>(r_min) + rr) * nl + k];
+      for (std::size_t rr = R; rr < Rp; ++rr) t[rr] = 0.0;
     }
+    // output-stationary: every detector column u gathers the (channel, weight) terms of the channels
+    // whose profile reaches it, in increasing channel order (the order of the channel-by-channel
+    // sum), and adds them to its rows in registers (channels of zeros add exact zeros)
+    int um0 = u_hi + 1, um1 = u_lo - 1;
     for (std::size_t k = k_first; k < k_end; ++k) {
       const auto& P = sprof[c * nl + k];
       if (P.len == 0) continue;
-      const int q0 = std::max(0, u_lo - P.m0);
-      const int q1 = std::min(P.len, u_hi - P.m0 + 1);
-      if (q0 >= q1) continue;
-      const double* ck = ct.data() + k * R;
-      bool any = false;
-      for (std::size_t rr = 0; rr < R; ++rr) any |= (ck[rr] != 0.0);
-      if (!any) continue;
-      const double* w = svals.data() + P.offset;
-      for (int q = q0; q < q1; ++q) {
-        const double wq = w[q];
-        double* o = strip.data() + static_cast<std::size_t>(P.m0 + q - u_lo) * static_cast<std::size_t>(nv) +
-                    static_cast<std::size_t>(r_min);
-        for (std::size_t rr = 0; rr < R; ++rr) o[rr] += ck[rr] * wq;
+      um0 = std::min(um0, std::max(u_lo, P.m0));
+      um1 = std::max(um1, std::min(u_hi, P.m0 + P.len - 1));
+    }
+    if (um1 >= um0) {
+      const std::size_t nu_c = static_cast<std::size_t>(um1 - um0 + 1);
+      col_start.assign(nu_c + 1, 0);
+      for (std::size_t k = k_first; k < k_end; ++k) {
+        const auto& P = sprof[c * nl + k];
+        if (P.len == 0) continue;
+        const int m_a = std::max(um0, P.m0), m_b = std::min(um1, P.m0 + P.len - 1);
+        for (int m = m_a; m <= m_b; ++m) ++col_start[static_cast<std::size_t>(m - um0) + 1];
+      }
+      for (std::size_t m = 0; m < nu_c; ++m) col_start[m + 1] += col_start[m];
+      col_terms.resize(col_start[nu_c]);
+      col_fill.assign(col_start.begin(), col_start.end() - 1);
+      for (std::size_t k = k_first; k < k_end; ++k) {
+        const auto& P = sprof[c * nl + k];
+        if (P.len == 0) continue;
+        const int m_a = std::max(um0, P.m0), m_b = std::min(um1, P.m0 + P.len - 1);
+        const double* w = svals.data() + P.offset;
+        for (int m = m_a; m <= m_b; ++m)
+          col_terms[col_fill[static_cast<std::size_t>(m - um0)]++] = {ct.data() + k * Rp, w[m - P.m0]};
+      }
+      for (std::size_t m = 0; m < nu_c; ++m) {
+        const Term* t0 = col_terms.data() + col_start[m];
+        const Term* t1 = col_terms.data() + col_start[m + 1];
+        if (t0 == t1) continue;
+        double* o = strip.data() + (static_cast<std::size_t>(um0 - u_lo) + m) * nvs + static_cast<std::size_t>(r_min);
+        std::size_t rr = 0;
+        for (; rr + 8 <= Rp; rr += 8) {
+          v4d s0 = load4(o + rr), s1 = load4(o + rr + 4);
+          for (const Term* t = t0; t < t1; ++t) {
+            s0 += load4(t->base + rr) * t->y;
+            s1 += load4(t->base + rr + 4) * t->y;
+          }
+          store4(o + rr, s0);
+          store4(o + rr + 4, s1);
+        }
+        for (; rr < Rp; rr += 4) {
+          v4d s0 = load4(o + rr);
+          for (const Term* t = t0; t < t1; ++t) s0 += load4(t->base + rr) * t->y;
+          store4(o + rr, s0);
+        }
       }
     }
     for (int r = r_min; r <= r_max; ++r)
@@ -186,25 +397,49 @@ void render_pointing(const NirspecInstrument& ins, const double* B, int p, const
   for (int u = u_lo; u <= u_hi; ++u) {
     const int o = compact ? cs.map[static_cast<std::size_t>(u)] : u;
     if (o < 0) continue;
-    const double* src = strip.data() + static_cast<std::size_t>(u - u_lo) * static_cast<std::size_t>(nv);
+    const double* src = strip.data() + static_cast<std::size_t>(u - u_lo) * nvs;
     for (int r = 0; r < nv; ++r) sci[static_cast<std::size_t>(r) * nout + o] = src[r];
   }
 }
+
+#pragma GCC diagnostic pop
 
 // Every selected pointing from the (convolved) sky B.
 void observe_core(const NirspecInstrument& ins, const double* B, const ObserveOptions& o, std::vector<Exposure>& out) {
   const std::vector<int> sel = selected(ins, o);
   const ColumnSelection cs = make_selection(ins, o);
+  const ObservePlan plan = make_plan(ins, o.rows);
   out.resize(sel.size());
   const int n = static_cast<int>(sel.size());
   const int nthreads = o.threads > 0 ? o.threads : omp_get_max_threads();
+  // the nonzero channel range [first, end) of every sky spectrum observe reads (first == end: none)
+  const SpatialGrid& g = ins.sky_spatial();
+  const std::size_t nl = ins.sky_spectral().size();
+  const long npix = static_cast<long>(g.size());
+  std::vector<int> nonzero(2 * static_cast<std::size_t>(npix), 0);
 #pragma omp parallel num_threads(nthreads)
   {
+#pragma omp for schedule(static)
+    for (long q = 0; q < npix; ++q) {
+      const double* sp = B + static_cast<std::size_t>(q) * nl;
+      std::size_t a = 0, b = nl;
+      while (a < b && sp[a] == 0.0) ++a;
+      while (b > a && sp[b - 1] == 0.0) --b;
+      nonzero[2 * static_cast<std::size_t>(q)] = static_cast<int>(a);
+      nonzero[2 * static_cast<std::size_t>(q) + 1] = static_cast<int>(b);
+    }
     std::vector<double> buf, ct, strip;
+    std::vector<int> ranges;
+    std::vector<const double*> bases;
+    std::vector<Term> terms;
+    std::vector<std::uint32_t> row_start;
+    std::vector<int> row_k;
+    std::vector<std::uint32_t> col_start, col_fill;
+    std::vector<Term> col_terms;
 #pragma omp for schedule(dynamic, 1)
     for (int q = 0; q < n; ++q) {
       init_exposure(ins, sel[q], cs, out[q]);
-      render_pointing(ins, B, sel[q], cs, out[q], buf, ct, strip);
+      render_pointing(ins, plan, B, nonzero.data(), sel[q], cs, out[q], buf, ct, strip, ranges, bases, terms, row_start, row_k, col_start, col_fill, col_terms);
     }
   }
 }
@@ -224,9 +459,75 @@ void ObserveOptions::validate(int nu) const {
   if (threads < 0) throw InvalidOptions("ObserveOptions.threads = " + std::to_string(threads) + ": must be >= 0");
 }
 
+void check_row_responses(const NirspecInstrument& ins, const RowResponses& rr) {
+  const std::size_t n = static_cast<std::size_t>(num_dither_slots(ins)) * ins.num_chunks();
+  if (rr.profiles.size() != n || rr.values.size() != n)
+    throw InvalidOptions("ObserveOptions.rows: " + std::to_string(rr.profiles.size()) + " row-response sets, the instrument has " +
+                         std::to_string(n) + " (dither slots x PSF chunks); build them with fold_psf_rows");
+}
+
+RowResponses fold_psf_rows(const NirspecInstrument& ins, const std::vector<std::vector<double>>& y_taps,
+                           double drop_relative) {
+  const std::size_t nch = ins.num_chunks();
+  if (y_taps.size() != nch)
+    throw InvalidOptions("fold_psf_rows: " + std::to_string(y_taps.size()) + " tap sets for " + std::to_string(nch) +
+                         " PSF chunks");
+  for (const auto& h : y_taps)
+    if (h.empty() || h.size() % 2 == 0)
+      throw InvalidOptions("fold_psf_rows: a tap set has " + std::to_string(h.size()) + " taps (must be odd)");
+  if (!(drop_relative >= 0.0 && drop_relative <= 1e-4))
+    throw InvalidOptions("fold_psf_rows: drop_relative = " + std::to_string(drop_relative) + ": must be in [0, 1e-4]");
+  const int ny = ins.sky_spatial().ny, nv = ins.nv();
+  const int nd = num_dither_slots(ins);
+  RowResponses out;
+  out.profiles.resize(static_cast<std::size_t>(nd) * nch);
+  out.values.resize(out.profiles.size());
+  std::vector<double> F;  // ny x nv: Y'(j', r)
+  for (int d = 0; d < nd; ++d)
+    for (std::size_t ch = 0; ch < nch; ++ch) {
+      const auto& prof = ins.row_profiles(d, ch);
+      const auto& vals = ins.row_values(d, ch);
+      const auto& h = y_taps[ch];
+      const int H = static_cast<int>(h.size() / 2);
+      F.assign(static_cast<std::size_t>(ny) * nv, 0.0);
+      // C(r) = sum_j Y(j, r) B(j), B(j) = sum_t h[t + H] A(j - t)  =>  Y'(j', r) = sum_t Y(j' + t, r) h[t + H]
+      for (const auto& rp : prof)
+        for (int t = -H; t <= H; ++t) {
+          const int jp = rp.j - t;
+          if (jp < 0 || jp >= ny) continue;
+          const double w = h[static_cast<std::size_t>(t + H)];
+          for (int q = 0; q < rp.len; ++q)
+            F[static_cast<std::size_t>(jp) * nv + static_cast<std::size_t>(rp.r0 + q)] += w * vals[rp.offset + static_cast<std::size_t>(q)];
+        }
+      double peak = 0.0;
+      for (double v : F) peak = std::max(peak, std::abs(v));
+      const double cut = drop_relative * peak;
+      auto& P = out.profiles[static_cast<std::size_t>(d) * nch + ch];
+      auto& V = out.values[static_cast<std::size_t>(d) * nch + ch];
+      for (int jp = 0; jp < ny; ++jp) {
+        const double* row = F.data() + static_cast<std::size_t>(jp) * nv;
+        int a = 0, b = nv - 1;
+        while (a <= b && !(std::abs(row[a]) > cut)) ++a;
+        while (b >= a && !(std::abs(row[b]) > cut)) --b;
+        if (a > b) continue;
+        NirspecInstrument::RowProfile rp;
+        rp.j = jp;
+        rp.r0 = a;
+        rp.len = b - a + 1;
+        rp.offset = V.size();
+        V.insert(V.end(), row + a, row + b + 1);
+        P.push_back(rp);
+      }
+    }
+  return out;
+}
+
 void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOptions& o, std::vector<Exposure>& out) {
   check_grids(ins, sky);
   o.validate(ins.nu());
+  if (o.rows)
+    throw InvalidOptions("observe_into: ObserveOptions.rows (PSF-folded row responses) needs a sky convolved along x "
+                         "(observe_convolved_into)");
   if (o.apply_psf && ins.psf().enabled()) {
     std::vector<double> B;
     ins.psf().apply(sky.sci, B, o.threads);
@@ -238,6 +539,7 @@ void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOp
 
 void observe_convolved_into(const NirspecInstrument& ins, const std::vector<double>& convolved_sci,
                             const ObserveOptions& o, std::vector<Exposure>& out) {
+  if (o.rows) check_row_responses(ins, *o.rows);
   const std::size_t n = ins.sky_spatial().size() * ins.sky_spectral().size();
   if (convolved_sci.size() != n)
     throw InvalidOptions("observe_convolved_into: the convolved sky has " + std::to_string(convolved_sci.size()) +

@@ -31,6 +31,13 @@
 
 namespace slitstep {
 
+/// Detector-row responses in the layout of NirspecInstrument::row_profiles / row_values, indexed
+/// [dither_slot * num_chunks + chunk]; built by fold_psf_rows.
+struct RowResponses {
+  std::vector<std::vector<NirspecInstrument::RowProfile>> profiles;
+  std::vector<std::vector<double>> values;
+};
+
 struct ObserveOptions {
   bool apply_psf = true;        // convolve with the telescope PSF before the shutter cut
   int threads = 0;              // OpenMP threads (0 = OpenMP default); results do not depend on it
@@ -41,6 +48,10 @@ struct ObserveOptions {
   // full frame has in them (the same sums in the same order; only the other columns are not
   // written). For fitters: no full-frame (3900-column) zero fill per evaluation.
   std::vector<int> columns;
+  // Row responses to use instead of the instrument's (observe_convolved_into only): with
+  // fold_psf_rows' responses the sky must be convolved along x only — the y factor of the
+  // separable PSF is folded into the rows (not owned; must outlive the call).
+  const RowResponses* rows = nullptr;
   void validate(int nu) const;  // throws InvalidOptions naming the field, value and rule
 };
 
@@ -56,6 +67,16 @@ void observe_into(const NirspecInstrument& instrument, const Cube& sky, const Ob
 /// the PSF path observe_into uses (PsfConvolver::apply).
 void observe_convolved_into(const NirspecInstrument& instrument, const std::vector<double>& convolved_sci,
                             const ObserveOptions& options, std::vector<Exposure>& out);
+/// The instrument's detector-row responses with the y factor of a separable PSF folded in:
+/// Y'(j', r) = sum_t Y(j' + t, r) h_chunk[t + H] over the sky rows of the grid (the zero padding of
+/// PsfConvolver's direct passes), values below drop_relative x the largest of a (dither, chunk)
+/// set dropped at the ends of each row's range. With them, observe_convolved_into on a sky
+/// convolved along x only equals observe on the fully convolved sky to rounding (and the dropped
+/// tails). y_taps: one odd-length tap set per PSF chunk (PsfConvolver::separable_factor).
+/// Failure: wrong number of tap sets, even tap counts, drop_relative outside [0, 1e-4] ->
+/// InvalidOptions.
+RowResponses fold_psf_rows(const NirspecInstrument& instrument, const std::vector<std::vector<double>>& y_taps,
+                           double drop_relative = 1e-12);
 /// Slow, obviously correct reference: direct PSF convolution, then for every pointing, sky pixel,
 /// shutter and channel the exact overlap rectangle and the full kernel sums. Same model, same
 /// result as observe() to rounding (tests: 1e-10 relative).

@@ -500,7 +500,8 @@ void pass_line(const Line1D& L, std::size_t base, std::size_t stride, int n, con
 
 void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<double>& out,
                                    std::vector<double>& scratch, int threads, double truncate_sigma,
-                                   const std::vector<char>& columns_needed, const std::vector<char>& rows_needed) const {
+                                   const std::vector<char>& columns_needed, const std::vector<char>& rows_needed,
+                                   bool y_pass) const {
   if (pass_through("apply_separable", in, out)) return;
   const std::size_t n = in.size();
   if (!separable())
@@ -516,9 +517,12 @@ void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<do
     h[c] = separable_factor(c, truncate_sigma);
     hmax = std::max(hmax, static_cast<int>(h[c].size() / 2));
   }
-  // rows the x pass must produce: the needed rows dilated by the y taps
+  // rows the x pass must produce: the needed rows dilated by the y taps (without a y pass: the
+  // needed rows)
   std::vector<char> xrows(static_cast<std::size_t>(ny_), 1);
-  if (!rows_needed.empty()) {
+  if (!rows_needed.empty() && !y_pass) {
+    xrows = rows_needed;
+  } else if (!rows_needed.empty()) {
     std::fill(xrows.begin(), xrows.end(), 0);
     for (int j = 0; j < ny_; ++j)
       if (rows_needed[static_cast<std::size_t>(j)])
@@ -527,7 +531,7 @@ void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<do
   const char* cneed = columns_needed.empty() ? nullptr : columns_needed.data();
   const char* rneed = rows_needed.empty() ? nullptr : rows_needed.data();
   out.resize(n);
-  scratch.resize(n);
+  if (y_pass) scratch.resize(n);
   const std::size_t npix = static_cast<std::size_t>(nx_) * ny_;
   std::vector<int> f0(npix), l0(npix), f1(npix), l1(npix), f2(npix), l2(npix);
   const int nthreads = threads > 0 ? threads : omp_get_max_threads();
@@ -545,18 +549,20 @@ void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<do
       l0[q] = static_cast<int>(b);
     }
     // x pass: one sky row j at a time (neighbours 1 spectrum apart)
-    const Line1D lx{in.data(), scratch.data(), f0.data(), l0.data(), f1.data(), l1.data(), nl_};
+    const Line1D lx{in.data(), y_pass ? scratch.data() : out.data(), f0.data(), l0.data(), f1.data(), l1.data(), nl_};
 #pragma omp for schedule(static)
     for (int j = 0; j < ny_; ++j) {
       if (!xrows[static_cast<std::size_t>(j)]) continue;
       pass_line(lx, static_cast<std::size_t>(j) * nx_, 1, nx_, h, chunk_first_, chunk_end_, cneed);
     }
     // y pass: one sky column i at a time (neighbours nx spectra apart)
-    const Line1D ly{scratch.data(), out.data(), f1.data(), l1.data(), f2.data(), l2.data(), nl_};
+    if (y_pass) {
+      const Line1D ly{scratch.data(), out.data(), f1.data(), l1.data(), f2.data(), l2.data(), nl_};
 #pragma omp for schedule(static)
-    for (int i = 0; i < nx_; ++i) {
-      if (cneed && !cneed[i]) continue;
-      pass_line(ly, static_cast<std::size_t>(i), static_cast<std::size_t>(nx_), ny_, h, chunk_first_, chunk_end_, rneed);
+      for (int i = 0; i < nx_; ++i) {
+        if (cneed && !cneed[i]) continue;
+        pass_line(ly, static_cast<std::size_t>(i), static_cast<std::size_t>(nx_), ny_, h, chunk_first_, chunk_end_, rneed);
+      }
     }
   }
 }

@@ -106,9 +106,12 @@ class PsfConvolver {
   /// (needed column, needed row) are computed, bit for bit as without the masks; the other
   /// outputs are LEFT UNCHANGED (out keeps its previous content when it has the right size).
   /// For operators that read only part of the cube (observe reads the pixels the shutters see).
+  /// `y_pass` = false: only the x factor is applied, straight into `out` (scratch untouched), at
+  /// the needed (column, row) outputs — for observe with the y factor folded into its row
+  /// responses (instruments/observe.hpp fold_psf_rows).
   void apply_separable(const std::vector<double>& in, std::vector<double>& out, std::vector<double>& scratch,
                        int threads = 0, double truncate_sigma = 0.0, const std::vector<char>& columns_needed = {},
-                       const std::vector<char>& rows_needed = {}) const;
+                       const std::vector<char>& rows_needed = {}, bool y_pass = true) const;
   /// True when apply_separable is available (model "gaussian", enabled).
   bool separable() const { return enabled_ && config_.model == "gaussian"; }
   /// The normalised 1-D factor (2*half+1 taps) apply_separable uses for chunk c.
