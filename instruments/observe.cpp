@@ -167,6 +167,10 @@ struct Term {
   const double* base;  // a sky spectrum
   double y;            // its weight on one detector row
 };
+struct PairTerm {
+  const double* base;  // a sky spectrum
+  double y0, y1;       // its weights on detector rows r and r + 1 (0 where it does not reach)
+};
 
 // One pointing, fast path. B: the (convolved) sky in Cube layout. Scratch per thread: `buf`
 // (nv x nl, C(r, k) of one sky column), `ct` (its transpose, nl x nv), `strip` (the output
@@ -178,19 +182,40 @@ struct Term {
 // outside a spectrum's nonzero range are exact zeros inside [k0, k1)). The summation order of
 // every output value is fixed, so results do not depend on the column selection, the thread count
 // or the instruction set the kernel was compiled for (core/simd.hpp).
+// Per-thread scratch of render_step.
+struct StepScratch {
+  std::vector<double> buf, ct;
+  std::vector<std::vector<double>> strips;  // one per pointing of the step
+  std::vector<int> ranges;
+  std::vector<const double*> bases;
+  std::vector<PairTerm> pterms;
+  std::vector<std::uint32_t> pair_start, col_start, col_fill;
+  std::vector<Term> col_terms;
+};
+
+// A selected pointing of one step slot: output index, pointing index, dither slot.
+struct StepMember {
+  int q, p, d;
+};
+
 SLITSTEP_SIMD_CLONES
-void render_pointing(const NirspecInstrument& ins, const ObservePlan& plan, const double* B, const int* nonzero, int p,
-                     const ColumnSelection& cs, Exposure& e, std::vector<double>& buf, std::vector<double>& ct,
-                     std::vector<double>& strip, std::vector<int>& ranges, std::vector<const double*>& bases,
-                     std::vector<Term>& terms, std::vector<std::uint32_t>& row_start, std::vector<int>& row_k,
-                     std::vector<std::uint32_t>& col_start,
-                     std::vector<std::uint32_t>& col_fill, std::vector<Term>& col_terms) {
+void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const double* B, const int* nonzero, int s,
+                 const std::vector<StepMember>& members, const ColumnSelection& cs, std::vector<Exposure>& out,
+                 StepScratch& sc) {
+  std::vector<double>& buf = sc.buf;
+  std::vector<double>& ct = sc.ct;
+  std::vector<int>& ranges = sc.ranges;
+  std::vector<const double*>& bases = sc.bases;
+  std::vector<PairTerm>& pterms = sc.pterms;
+  std::vector<std::uint32_t>& pair_start = sc.pair_start;
+  std::vector<std::uint32_t>& col_start = sc.col_start;
+  std::vector<std::uint32_t>& col_fill = sc.col_fill;
+  std::vector<Term>& col_terms = sc.col_terms;
   const bool compact = cs.compact;
   const SpatialGrid& g = ins.sky_spatial();
   const std::size_t nl = ins.sky_spectral().size();
   const int nv = ins.nv();
   const int nout = cs.n_out;
-  const int s = ins.step_slot(p), d = ins.dither_slot(p);
   const auto& cols = ins.columns(s);
   const auto& sprof = ins.spectral_profiles(s);
   const auto& svals = ins.spectral_values(s);
@@ -200,8 +225,14 @@ void render_pointing(const NirspecInstrument& ins, const ObservePlan& plan, cons
   const std::size_t nvs = static_cast<std::size_t>(nv) + 3;  // strip stride: rows + padding for 4-wide sums
   buf.assign(static_cast<std::size_t>(nv) * nl, 0.0);
   ct.resize((static_cast<std::size_t>(nv) + 3) * nl);
-  strip.assign(width * nvs, 0.0);
-  for (std::size_t c = 0; c < cols.size(); ++c) {
+  if (sc.strips.size() < members.size()) sc.strips.resize(members.size());
+  for (std::size_t mi = 0; mi < members.size(); ++mi) sc.strips[mi].assign(width * nvs, 0.0);
+  // Sky column by sky column, every dither of the step in turn: the column's spectra stay in
+  // cache while the dithers collapse them; each exposure still sums its columns in order.
+  for (std::size_t c = 0; c < cols.size(); ++c)
+  for (std::size_t mi = 0; mi < members.size(); ++mi) {
+    const int d = members[mi].d;
+    std::vector<double>& strip = sc.strips[mi];
     const int i = cols[c].i;
     int r_min = nv, r_max = -1;
     std::size_t k_first = nl, k_end = 0;
@@ -240,88 +271,99 @@ void render_pointing(const NirspecInstrument& ins, const ObservePlan& plan, cons
         r_min = std::min(r_min, rp.r0);
         r_max = std::max(r_max, rp.r0 + rp.len - 1);
       }
-      // per detector row: its (spectrum, weight) terms with a nonzero range, in sky-row order, and
-      // the union [ka, kb) of their ranges
-      row_start.assign(static_cast<std::size_t>(nv) + 1, 0);
-      terms.clear();
-      row_k.assign(2 * static_cast<std::size_t>(nv), 0);
-      for (int r = 0; r < nv; ++r) {
-        const std::uint32_t e0 = T.start[static_cast<std::size_t>(r)], e1 = T.start[static_cast<std::size_t>(r) + 1];
-        int ka = static_cast<int>(k1), kb = static_cast<int>(k0);
-        for (std::uint32_t q = e0; q < e1; ++q) {
-          const std::uint32_t pi = T.p[q];
-          if (ranges[2 * pi] == ranges[2 * pi + 1]) continue;
-          ka = std::min(ka, ranges[2 * pi]);
-          kb = std::max(kb, ranges[2 * pi + 1]);
-          terms.push_back({bases[pi], T.y[q]});
-        }
-        row_start[static_cast<std::size_t>(r) + 1] = static_cast<std::uint32_t>(terms.size());
-        row_k[2 * static_cast<std::size_t>(r)] = ka;
-        row_k[2 * static_cast<std::size_t>(r) + 1] = kb;
-      }
-      // Channel blocks of 32 over the union [cA, cB) of the rows' ranges (terms outside their own
-      // nonzero range add exact zeros): the block of every sky row of the column stays in L1 while
-      // all detector rows are summed, 32 channels at a time in 8 independent register sums; the
-      // next block is prefetched.
+      // per PAIR of detector rows (r, r + 1): the union of their (spectrum, weight) terms with a
+      // nonzero range, in sky-row order (a row that a sky row does not reach gets weight 0: an
+      // exact zero added), and the union [cA, cB) of the ranges
+      pair_start.assign(static_cast<std::size_t>(nv + 1) / 2 + 1, 0);
+      pterms.clear();
       int cA = static_cast<int>(k1), cB = static_cast<int>(k0);
-      for (int r = 0; r < nv; ++r)
-        if (row_k[2 * static_cast<std::size_t>(r)] < row_k[2 * static_cast<std::size_t>(r) + 1]) {
-          cA = std::min(cA, row_k[2 * static_cast<std::size_t>(r)]);
-          cB = std::max(cB, row_k[2 * static_cast<std::size_t>(r) + 1]);
+      for (int r = 0; r < nv; r += 2) {
+        std::uint32_t q0 = T.start[static_cast<std::size_t>(r)], e0 = T.start[static_cast<std::size_t>(r) + 1];
+        std::uint32_t q1 = e0, e1 = r + 1 < nv ? T.start[static_cast<std::size_t>(r) + 2] : e0;
+        while (q0 < e0 || q1 < e1) {
+          std::uint32_t pi;
+          double y0 = 0.0, y1 = 0.0;
+          if (q1 >= e1 || (q0 < e0 && T.p[q0] < T.p[q1])) {
+            pi = T.p[q0];
+            y0 = T.y[q0++];
+          } else if (q0 >= e0 || T.p[q1] < T.p[q0]) {
+            pi = T.p[q1];
+            y1 = T.y[q1++];
+          } else {
+            pi = T.p[q0];
+            y0 = T.y[q0++];
+            y1 = T.y[q1++];
+          }
+          if (ranges[2 * pi] == ranges[2 * pi + 1]) continue;
+          cA = std::min(cA, ranges[2 * pi]);
+          cB = std::max(cB, ranges[2 * pi + 1]);
+          pterms.push_back({bases[pi], y0, y1});
         }
-      for (int kb0 = cA; kb0 < cB; kb0 += 32) {
-        // the last block moved back to end at cB when the range allows: the channels it repeats
-        // get the same terms in the same order, so the same values
-        if (kb0 + 32 > cB && cB - cA >= 32) kb0 = cB - 32;
-        const int kb1 = std::min(cB, kb0 + 32);
-        if (kb1 + 32 <= cB)
+        pair_start[static_cast<std::size_t>(r / 2) + 1] = static_cast<std::uint32_t>(pterms.size());
+      }
+      // Channel blocks of 16 over [cA, cB) (terms outside their own nonzero range add exact zeros):
+      // the block of every sky row of the column stays in L1 while all detector rows are summed,
+      // two rows x 16 channels at a time in 8 independent register sums (each load serves both
+      // rows); the next block is prefetched. The last block is moved back to end at cB when the
+      // range allows: the channels it repeats get the same terms in the same order.
+      const int npairs = (nv + 1) / 2;
+      const int W = cB - cA >= 16 ? 16 : (cB - cA >= 4 ? 4 : 1);
+      for (int kb0 = cA; kb0 < cB; kb0 += W) {
+        if (kb0 + W > cB) kb0 = cB - W;
+        if (W == 16 && kb0 + 32 <= cB)
           for (std::size_t pi = 0; pi < rprof.size(); ++pi)
-            if (ranges[2 * pi] < ranges[2 * pi + 1])
-              for (int l = 0; l < 32; l += 8) __builtin_prefetch(bases[pi] + kb1 + l, 0, 3);
-        for (int r = 0; r < nv; ++r) {
-          const Term* t0 = terms.data() + row_start[static_cast<std::size_t>(r)];
-          const Term* t1 = terms.data() + row_start[static_cast<std::size_t>(r) + 1];
+            if (ranges[2 * pi] < ranges[2 * pi + 1]) {
+              __builtin_prefetch(bases[pi] + kb0 + 16, 0, 3);
+              __builtin_prefetch(bases[pi] + kb0 + 24, 0, 3);
+            }
+        for (int pr = 0; pr < npairs; ++pr) {
+          const PairTerm* t0 = pterms.data() + pair_start[static_cast<std::size_t>(pr)];
+          const PairTerm* t1 = pterms.data() + pair_start[static_cast<std::size_t>(pr) + 1];
           if (t0 == t1) continue;
-          double* C = buf.data() + static_cast<std::size_t>(r) * nl;
-          int k = kb0;
-          if (kb1 - kb0 == 32) {
-            v4d s0 = {0.0, 0.0, 0.0, 0.0}, s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-            for (const Term* t = t0; t < t1; ++t) {
-              const double* src = t->base + k;
-              const double y = t->y;
-              s0 += y * load4(src);
-              s1 += y * load4(src + 4);
-              s2 += y * load4(src + 8);
-              s3 += y * load4(src + 12);
-              s4 += y * load4(src + 16);
-              s5 += y * load4(src + 20);
-              s6 += y * load4(src + 24);
-              s7 += y * load4(src + 28);
+          const int r = 2 * pr;
+          double* C0 = buf.data() + static_cast<std::size_t>(r) * nl + kb0;
+          double* C1 = r + 1 < nv ? C0 + nl : nullptr;
+          if (W == 16) {
+            v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (const PairTerm* t = t0; t < t1; ++t) {
+              const double* src = t->base + kb0;
+              const v4d v0 = load4(src), v1 = load4(src + 4), v2 = load4(src + 8), v3 = load4(src + 12);
+              a0 += t->y0 * v0;
+              a1 += t->y0 * v1;
+              a2 += t->y0 * v2;
+              a3 += t->y0 * v3;
+              b0 += t->y1 * v0;
+              b1 += t->y1 * v1;
+              b2 += t->y1 * v2;
+              b3 += t->y1 * v3;
             }
-            store4(C + k, s0);
-            store4(C + k + 4, s1);
-            store4(C + k + 8, s2);
-            store4(C + k + 12, s3);
-            store4(C + k + 16, s4);
-            store4(C + k + 20, s5);
-            store4(C + k + 24, s6);
-            store4(C + k + 28, s7);
-            continue;
-          }
-          for (; k + 8 <= kb1; k += 8) {
-            v4d s0 = {0.0, 0.0, 0.0, 0.0}, s1 = s0;
-            for (const Term* t = t0; t < t1; ++t) {
-              const double* src = t->base + k;
-              s0 += t->y * load4(src);
-              s1 += t->y * load4(src + 4);
+            store4(C0, a0);
+            store4(C0 + 4, a1);
+            store4(C0 + 8, a2);
+            store4(C0 + 12, a3);
+            if (C1) {
+              store4(C1, b0);
+              store4(C1 + 4, b1);
+              store4(C1 + 8, b2);
+              store4(C1 + 12, b3);
             }
-            store4(C + k, s0);
-            store4(C + k + 4, s1);
-          }
-          for (; k < kb1; ++k) {
-            double s0 = 0.0;
-            for (const Term* t = t0; t < t1; ++t) s0 += t->y * t->base[k];
-            C[k] = s0;
+          } else if (W == 4) {
+            v4d a0 = {0.0, 0.0, 0.0, 0.0}, b0 = a0;
+            for (const PairTerm* t = t0; t < t1; ++t) {
+              const v4d v0 = load4(t->base + kb0);
+              a0 += t->y0 * v0;
+              b0 += t->y1 * v0;
+            }
+            store4(C0, a0);
+            if (C1) store4(C1, b0);
+          } else {
+            double a0 = 0.0, b0 = 0.0;
+            for (const PairTerm* t = t0; t < t1; ++t) {
+              a0 += t->y0 * t->base[kb0];
+              b0 += t->y1 * t->base[kb0];
+            }
+            C0[0] = a0;
+            if (C1) C1[0] = b0;
           }
         }
       }
@@ -392,13 +434,16 @@ void render_pointing(const NirspecInstrument& ins, const ObservePlan& plan, cons
     for (int r = r_min; r <= r_max; ++r)
       std::fill(buf.begin() + static_cast<std::ptrdiff_t>(r) * nl, buf.begin() + static_cast<std::ptrdiff_t>(r + 1) * nl, 0.0);
   }
-  // 3) the strip into the exposure (rows x output columns)
-  double* sci = e.sci.data();
-  for (int u = u_lo; u <= u_hi; ++u) {
-    const int o = compact ? cs.map[static_cast<std::size_t>(u)] : u;
-    if (o < 0) continue;
-    const double* src = strip.data() + static_cast<std::size_t>(u - u_lo) * nvs;
-    for (int r = 0; r < nv; ++r) sci[static_cast<std::size_t>(r) * nout + o] = src[r];
+  // 3) the strips into the exposures (rows x output columns)
+  for (std::size_t mi = 0; mi < members.size(); ++mi) {
+    double* sci = out[static_cast<std::size_t>(members[mi].q)].sci.data();
+    const std::vector<double>& strip = sc.strips[mi];
+    for (int u = u_lo; u <= u_hi; ++u) {
+      const int o = compact ? cs.map[static_cast<std::size_t>(u)] : u;
+      if (o < 0) continue;
+      const double* src = strip.data() + static_cast<std::size_t>(u - u_lo) * nvs;
+      for (int r = 0; r < nv; ++r) sci[static_cast<std::size_t>(r) * nout + o] = src[r];
+    }
   }
 }
 
@@ -417,6 +462,17 @@ void observe_core(const NirspecInstrument& ins, const double* B, const ObserveOp
   const std::size_t nl = ins.sky_spectral().size();
   const long npix = static_cast<long>(g.size());
   std::vector<int> nonzero(2 * static_cast<std::size_t>(npix), 0);
+  // the selected pointings grouped by step slot (each group in selection order)
+  std::vector<std::pair<int, std::vector<StepMember>>> groups;
+  for (int q = 0; q < n; ++q) {
+    const int s = ins.step_slot(sel[q]);
+    auto it = std::find_if(groups.begin(), groups.end(), [s](const auto& gr) { return gr.first == s; });
+    if (it == groups.end()) {
+      groups.push_back({s, {}});
+      it = groups.end() - 1;
+    }
+    it->second.push_back({q, sel[q], ins.dither_slot(sel[q])});
+  }
 #pragma omp parallel num_threads(nthreads)
   {
 #pragma omp for schedule(static)
@@ -428,19 +484,13 @@ void observe_core(const NirspecInstrument& ins, const double* B, const ObserveOp
       nonzero[2 * static_cast<std::size_t>(q)] = static_cast<int>(a);
       nonzero[2 * static_cast<std::size_t>(q) + 1] = static_cast<int>(b);
     }
-    std::vector<double> buf, ct, strip;
-    std::vector<int> ranges;
-    std::vector<const double*> bases;
-    std::vector<Term> terms;
-    std::vector<std::uint32_t> row_start;
-    std::vector<int> row_k;
-    std::vector<std::uint32_t> col_start, col_fill;
-    std::vector<Term> col_terms;
+#pragma omp for schedule(static)
+    for (int q = 0; q < n; ++q) init_exposure(ins, sel[q], cs, out[q]);
+    StepScratch sc;
 #pragma omp for schedule(dynamic, 1)
-    for (int q = 0; q < n; ++q) {
-      init_exposure(ins, sel[q], cs, out[q]);
-      render_pointing(ins, plan, B, nonzero.data(), sel[q], cs, out[q], buf, ct, strip, ranges, bases, terms, row_start, row_k, col_start, col_fill, col_terms);
-    }
+    for (int gi = 0; gi < static_cast<int>(groups.size()); ++gi)
+      render_step(ins, plan, B, nonzero.data(), groups[static_cast<std::size_t>(gi)].first,
+                  groups[static_cast<std::size_t>(gi)].second, cs, out, sc);
   }
 }
 
