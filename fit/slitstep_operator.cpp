@@ -47,6 +47,7 @@ struct SlitstepOperator::Ws : ModelOperator::Workspace {
   Cube sky, conv;
   RenderWorkspace render_ws;  // light maps / line-ratio table reused while their inputs are unchanged
   std::vector<double> psf_scratch;  // x pass of the separable PSF
+  std::vector<int> sky_ranges;      // nonzero channel range of every convolved sky pixel (from the PSF)
   std::vector<Exposure> narrow;  // compact exposures (the modelled columns) written by observe
   StageTimes times;
 };
@@ -239,7 +240,7 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
       // only the sky pixels observe reads (columns / rows some shutter sees); the rest of w.conv
       // is never read
       instrument_->psf().apply_separable(w.sky.sci, w.conv.sci, w.psf_scratch, w.threads, options_.psf_truncate_sigma,
-                                         psf_columns_, psf_rows_, /*y_pass=*/!folded_rows_);
+                                         psf_columns_, psf_rows_, /*y_pass=*/!folded_rows_, &w.sky_ranges);
     } else {
       instrument_->psf().apply(w.sky.sci, w.conv.sci, w.threads);
     }
@@ -251,6 +252,7 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
   oo.threads = w.threads;
   oo.columns = columns_;  // compact exposures: only the modelled columns (bit-identical values)
   oo.rows = folded_rows_.get();  // the PSF's y factor, when folded (w.conv is then convolved along x only)
+  if (psf && options_.separable_psf && instrument_->psf().separable()) oo.sky_ranges = &w.sky_ranges;
   try {
     if (psf) {
       observe_convolved_into(*instrument_, w.conv.sci, oo, w.narrow);  // convolved above, read in place

@@ -222,18 +222,23 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
   const std::size_t nch = ins.num_chunks();
   const int u_lo = cs.u_min, u_hi = cs.u_max;
   const std::size_t width = static_cast<std::size_t>(u_hi - u_lo + 1);
-  const std::size_t nvs = static_cast<std::size_t>(nv) + 3;  // strip stride: rows + padding for 4-wide sums
+  // Stacked layout of the step's pointings: member mi's detector row r is row mi * nvp + r of
+  // the stack (nvp = nv padded to a multiple of 4; padding rows stay 0 and are never copied out).
+  const std::size_t M = members.size();
+  const std::size_t nvp = (static_cast<std::size_t>(nv) + 3) / 4 * 4;
+  const std::size_t RS = M * nvp;
   buf.assign(static_cast<std::size_t>(nv) * nl, 0.0);
-  ct.resize((static_cast<std::size_t>(nv) + 3) * nl);
-  if (sc.strips.size() < members.size()) sc.strips.resize(members.size());
-  for (std::size_t mi = 0; mi < members.size(); ++mi) sc.strips[mi].assign(width * nvs, 0.0);
-  // Sky column by sky column, every dither of the step in turn: the column's spectra stay in
-  // cache while the dithers collapse them; each exposure still sums its columns in order.
-  for (std::size_t c = 0; c < cols.size(); ++c)
-  for (std::size_t mi = 0; mi < members.size(); ++mi) {
-    const int d = members[mi].d;
-    std::vector<double>& strip = sc.strips[mi];
+  ct.assign(RS * nl, 0.0);  // ct[k * RS + stacked row]: every member's C(r, k), transposed
+  std::vector<double>& strip = sc.strips.empty() ? sc.strips.emplace_back() : sc.strips.front();
+  strip.assign(width * RS, 0.0);  // strip[(u - u_lo) * RS + stacked row]
+  // Sky column by sky column: every dither of the step collapses the column in turn (its spectra
+  // stay in cache), then one spectral spread serves all of them (the spectral profiles depend on
+  // the step only). Each exposure still sums its columns in order, channel by channel.
+  for (std::size_t c = 0; c < cols.size(); ++c) {
     const int i = cols[c].i;
+    std::size_t kU0 = nl, kU1 = 0;  // union of the members' channel ranges
+    for (std::size_t mi = 0; mi < M; ++mi) {
+    const int d = members[mi].d;
     int r_min = nv, r_max = -1;
     std::size_t k_first = nl, k_end = 0;
     // 1) collapse sky rows onto detector rows: C(r, k) = sum_j B(i, j, k) Y_j(r)
@@ -369,21 +374,22 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
       }
     }
     if (r_max < r_min) continue;
-    // 2) spread every channel onto detector columns with its spectral profile, all rows at once.
-    // ct holds C transposed with the rows padded to Rp (a multiple of 4; the padding rows are 0
-    // and land in the strip's padding rows, never copied out).
-    const std::size_t R = static_cast<std::size_t>(r_max - r_min + 1);
-    const std::size_t Rp = (R + 3) / 4 * 4;
     for (std::size_t k = k_first; k < k_end; ++k) {
-      double* t = ct.data() + k * Rp;
-      for (std::size_t rr = 0; rr < R; ++rr) t[rr] = buf[(static_cast<std::size_t>(r_min) + rr) * nl + k];
-      for (std::size_t rr = R; rr < Rp; ++rr) t[rr] = 0.0;
+      double* t = ct.data() + k * RS + mi * nvp;
+      for (int r = 0; r < nv; ++r) t[r] = buf[static_cast<std::size_t>(r) * nl + k];
     }
-    // output-stationary: every detector column u gathers the (channel, weight) terms of the channels
-    // whose profile reaches it, in increasing channel order (the order of the channel-by-channel
-    // sum), and adds them to its rows in registers (channels of zeros add exact zeros)
+    kU0 = std::min(kU0, k_first);
+    kU1 = std::max(kU1, k_end);
+    for (int r = r_min; r <= r_max; ++r)
+      std::fill(buf.begin() + static_cast<std::ptrdiff_t>(r) * nl, buf.begin() + static_cast<std::ptrdiff_t>(r + 1) * nl, 0.0);
+    }
+    if (kU1 <= kU0) continue;
+    // 2) spread every channel onto detector columns with its spectral profile, all stacked rows at
+    // once, output-stationary: every detector column u gathers the (channel, weight) terms of the
+    // channels whose profile reaches it, in increasing channel order (the order of the
+    // channel-by-channel sum), and adds them to its rows in registers (zeros add exact zeros)
     int um0 = u_hi + 1, um1 = u_lo - 1;
-    for (std::size_t k = k_first; k < k_end; ++k) {
+    for (std::size_t k = kU0; k < kU1; ++k) {
       const auto& P = sprof[c * nl + k];
       if (P.len == 0) continue;
       um0 = std::min(um0, std::max(u_lo, P.m0));
@@ -392,7 +398,7 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
     if (um1 >= um0) {
       const std::size_t nu_c = static_cast<std::size_t>(um1 - um0 + 1);
       col_start.assign(nu_c + 1, 0);
-      for (std::size_t k = k_first; k < k_end; ++k) {
+      for (std::size_t k = kU0; k < kU1; ++k) {
         const auto& P = sprof[c * nl + k];
         if (P.len == 0) continue;
         const int m_a = std::max(um0, P.m0), m_b = std::min(um1, P.m0 + P.len - 1);
@@ -401,47 +407,51 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
       for (std::size_t m = 0; m < nu_c; ++m) col_start[m + 1] += col_start[m];
       col_terms.resize(col_start[nu_c]);
       col_fill.assign(col_start.begin(), col_start.end() - 1);
-      for (std::size_t k = k_first; k < k_end; ++k) {
+      for (std::size_t k = kU0; k < kU1; ++k) {
         const auto& P = sprof[c * nl + k];
         if (P.len == 0) continue;
         const int m_a = std::max(um0, P.m0), m_b = std::min(um1, P.m0 + P.len - 1);
         const double* w = svals.data() + P.offset;
         for (int m = m_a; m <= m_b; ++m)
-          col_terms[col_fill[static_cast<std::size_t>(m - um0)]++] = {ct.data() + k * Rp, w[m - P.m0]};
+          col_terms[col_fill[static_cast<std::size_t>(m - um0)]++] = {ct.data() + k * RS, w[m - P.m0]};
       }
       for (std::size_t m = 0; m < nu_c; ++m) {
         const Term* t0 = col_terms.data() + col_start[m];
         const Term* t1 = col_terms.data() + col_start[m + 1];
         if (t0 == t1) continue;
-        double* o = strip.data() + (static_cast<std::size_t>(um0 - u_lo) + m) * nvs + static_cast<std::size_t>(r_min);
+        double* o = strip.data() + (static_cast<std::size_t>(um0 - u_lo) + m) * RS;
         std::size_t rr = 0;
-        for (; rr + 8 <= Rp; rr += 8) {
-          v4d s0 = load4(o + rr), s1 = load4(o + rr + 4);
+        for (; rr + 16 <= RS; rr += 16) {
+          v4d s0 = load4(o + rr), s1 = load4(o + rr + 4), s2 = load4(o + rr + 8), s3 = load4(o + rr + 12);
           for (const Term* t = t0; t < t1; ++t) {
-            s0 += load4(t->base + rr) * t->y;
-            s1 += load4(t->base + rr + 4) * t->y;
+            const double* src = t->base + rr;
+            s0 += load4(src) * t->y;
+            s1 += load4(src + 4) * t->y;
+            s2 += load4(src + 8) * t->y;
+            s3 += load4(src + 12) * t->y;
           }
           store4(o + rr, s0);
           store4(o + rr + 4, s1);
+          store4(o + rr + 8, s2);
+          store4(o + rr + 12, s3);
         }
-        for (; rr < Rp; rr += 4) {
+        for (; rr < RS; rr += 4) {
           v4d s0 = load4(o + rr);
           for (const Term* t = t0; t < t1; ++t) s0 += load4(t->base + rr) * t->y;
           store4(o + rr, s0);
         }
       }
     }
-    for (int r = r_min; r <= r_max; ++r)
-      std::fill(buf.begin() + static_cast<std::ptrdiff_t>(r) * nl, buf.begin() + static_cast<std::ptrdiff_t>(r + 1) * nl, 0.0);
+    for (std::size_t k = kU0; k < kU1; ++k) std::fill(ct.begin() + static_cast<std::ptrdiff_t>(k * RS),
+                                                       ct.begin() + static_cast<std::ptrdiff_t>((k + 1) * RS), 0.0);
   }
-  // 3) the strips into the exposures (rows x output columns)
-  for (std::size_t mi = 0; mi < members.size(); ++mi) {
+  // 3) the strip into the exposures (rows x output columns)
+  for (std::size_t mi = 0; mi < M; ++mi) {
     double* sci = out[static_cast<std::size_t>(members[mi].q)].sci.data();
-    const std::vector<double>& strip = sc.strips[mi];
     for (int u = u_lo; u <= u_hi; ++u) {
       const int o = compact ? cs.map[static_cast<std::size_t>(u)] : u;
       if (o < 0) continue;
-      const double* src = strip.data() + static_cast<std::size_t>(u - u_lo) * nvs;
+      const double* src = strip.data() + static_cast<std::size_t>(u - u_lo) * RS + mi * nvp;
       for (int r = 0; r < nv; ++r) sci[static_cast<std::size_t>(r) * nout + o] = src[r];
     }
   }
@@ -477,10 +487,17 @@ void observe_core(const NirspecInstrument& ins, const double* B, const ObserveOp
   {
 #pragma omp for schedule(static)
     for (long q = 0; q < npix; ++q) {
-      const double* sp = B + static_cast<std::size_t>(q) * nl;
       std::size_t a = 0, b = nl;
-      while (a < b && sp[a] == 0.0) ++a;
-      while (b > a && sp[b - 1] == 0.0) --b;
+      if (o.sky_ranges) {  // given: [first, last] -> [first, last + 1), empty when first > last
+        const int f = (*o.sky_ranges)[2 * static_cast<std::size_t>(q)];
+        const int l = (*o.sky_ranges)[2 * static_cast<std::size_t>(q) + 1];
+        a = static_cast<std::size_t>(std::clamp(f, 0, static_cast<int>(nl)));
+        b = l < f ? a : static_cast<std::size_t>(std::clamp(l + 1, static_cast<int>(a), static_cast<int>(nl)));
+      } else {
+        const double* sp = B + static_cast<std::size_t>(q) * nl;
+        while (a < b && sp[a] == 0.0) ++a;
+        while (b > a && sp[b - 1] == 0.0) --b;
+      }
       nonzero[2 * static_cast<std::size_t>(q)] = static_cast<int>(a);
       nonzero[2 * static_cast<std::size_t>(q) + 1] = static_cast<int>(b);
     }
@@ -575,6 +592,7 @@ RowResponses fold_psf_rows(const NirspecInstrument& ins, const std::vector<std::
 void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOptions& o, std::vector<Exposure>& out) {
   check_grids(ins, sky);
   o.validate(ins.nu());
+  if (o.sky_ranges) throw InvalidOptions("observe_into: ObserveOptions.sky_ranges is for observe_convolved_into");
   if (o.rows)
     throw InvalidOptions("observe_into: ObserveOptions.rows (PSF-folded row responses) needs a sky convolved along x "
                          "(observe_convolved_into)");
@@ -590,6 +608,9 @@ void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOp
 void observe_convolved_into(const NirspecInstrument& ins, const std::vector<double>& convolved_sci,
                             const ObserveOptions& o, std::vector<Exposure>& out) {
   if (o.rows) check_row_responses(ins, *o.rows);
+  if (o.sky_ranges && o.sky_ranges->size() != 2 * ins.sky_spatial().size())
+    throw InvalidOptions("ObserveOptions.sky_ranges: " + std::to_string(o.sky_ranges->size()) + " values, expected " +
+                         std::to_string(2 * ins.sky_spatial().size()) + " (2 per sky pixel)");
   const std::size_t n = ins.sky_spatial().size() * ins.sky_spectral().size();
   if (convolved_sci.size() != n)
     throw InvalidOptions("observe_convolved_into: the convolved sky has " + std::to_string(convolved_sci.size()) +

@@ -52,6 +52,11 @@ struct ObserveOptions {
   // fold_psf_rows' responses the sky must be convolved along x only — the y factor of the
   // separable PSF is folded into the rows (not owned; must outlive the call).
   const RowResponses* rows = nullptr;
+  // Nonzero channel ranges of the sky passed to observe_convolved_into (not owned): 2 values per
+  // sky pixel q, [2q] = first and [2q+1] = last channel outside which the spectrum is exactly 0
+  // (first > last: all zero), e.g. PsfConvolver::apply_separable's `ranges`. Null: observe scans
+  // the spectra. A range that is not conservative gives wrong results (the caller's promise).
+  const std::vector<int>* sky_ranges = nullptr;
   void validate(int nu) const;  // throws InvalidOptions naming the field, value and rule
 };
 

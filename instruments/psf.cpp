@@ -501,7 +501,7 @@ void pass_line(const Line1D& L, std::size_t base, std::size_t stride, int n, con
 void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<double>& out,
                                    std::vector<double>& scratch, int threads, double truncate_sigma,
                                    const std::vector<char>& columns_needed, const std::vector<char>& rows_needed,
-                                   bool y_pass) const {
+                                   bool y_pass, std::vector<int>* ranges) const {
   if (pass_through("apply_separable", in, out)) return;
   const std::size_t n = in.size();
   if (!separable())
@@ -533,7 +533,10 @@ void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<do
   out.resize(n);
   if (y_pass) scratch.resize(n);
   const std::size_t npix = static_cast<std::size_t>(nx_) * ny_;
-  std::vector<int> f0(npix), l0(npix), f1(npix), l1(npix), f2(npix), l2(npix);
+  // nonzero ranges [first, last] of the input, x-pass and y-pass spectra; outputs a pass skips
+  // stay empty (first > last)
+  std::vector<int> f0(npix), l0(npix), f1(npix, static_cast<int>(nl_)), l1(npix, -1), f2(npix, static_cast<int>(nl_)),
+      l2(npix, -1);
   const int nthreads = threads > 0 ? threads : omp_get_max_threads();
   const long nl = static_cast<long>(nl_);
 #pragma omp parallel num_threads(nthreads)
@@ -563,6 +566,15 @@ void PsfConvolver::apply_separable(const std::vector<double>& in, std::vector<do
         if (cneed && !cneed[i]) continue;
         pass_line(ly, static_cast<std::size_t>(i), static_cast<std::size_t>(nx_), ny_, h, chunk_first_, chunk_end_, rneed);
       }
+    }
+  }
+  if (ranges) {
+    const std::vector<int>& f = y_pass ? f2 : f1;
+    const std::vector<int>& l = y_pass ? l2 : l1;
+    ranges->resize(2 * npix);
+    for (std::size_t q = 0; q < npix; ++q) {
+      (*ranges)[2 * q] = f[q];
+      (*ranges)[2 * q + 1] = l[q];
     }
   }
 }

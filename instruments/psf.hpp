@@ -109,9 +109,13 @@ class PsfConvolver {
   /// `y_pass` = false: only the x factor is applied, straight into `out` (scratch untouched), at
   /// the needed (column, row) outputs — for observe with the y factor folded into its row
   /// responses (instruments/observe.hpp fold_psf_rows).
+  /// `ranges` (optional): resized to 2 nx ny; for every output pixel q, [2q] = first and [2q+1] =
+  /// last channel of a conservative nonzero range (every channel outside it is exactly 0 in
+  /// `out`); first > last: all zero, or not computed (masked out).
   void apply_separable(const std::vector<double>& in, std::vector<double>& out, std::vector<double>& scratch,
                        int threads = 0, double truncate_sigma = 0.0, const std::vector<char>& columns_needed = {},
-                       const std::vector<char>& rows_needed = {}, bool y_pass = true) const;
+                       const std::vector<char>& rows_needed = {}, bool y_pass = true,
+                       std::vector<int>* ranges = nullptr) const;
   /// True when apply_separable is available (model "gaussian", enabled).
   bool separable() const { return enabled_ && config_.model == "gaussian"; }
   /// The normalised 1-D factor (2*half+1 taps) apply_separable uses for chunk c.

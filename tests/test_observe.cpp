@@ -491,6 +491,26 @@ TEST(Observe, FoldedPsfRowsOnAnXConvolvedSkyEqualTheFullyConvolvedSky) {
   EXPECT_THROW(observe_into(ins, c, o, one), InvalidOptions);  // needs the x-convolved entry point
   EXPECT_THROW(fold_psf_rows(ins, {}), InvalidOptions);         // one tap set per PSF chunk
   EXPECT_THROW(fold_psf_rows(ins, taps, 0.1), InvalidOptions);  // drop_relative out of range
+  // with the nonzero channel ranges given (here: each spectrum's exact range), the same bits
+  std::vector<int> ranges(2 * g.size());
+  for (std::size_t q = 0; q < g.size(); ++q) {
+    int f = static_cast<int>(nl), l = -1;
+    for (std::size_t k = 0; k < nl; ++k)
+      if (ax[q * nl + k] != 0.0) {
+        f = std::min(f, static_cast<int>(k));
+        l = static_cast<int>(k);
+      }
+    ranges[2 * q] = f;
+    ranges[2 * q + 1] = l;
+  }
+  o.sky_ranges = &ranges;
+  std::vector<Exposure> ranged;
+  observe_convolved_into(ins, ax, o, ranged);
+  for (std::size_t p = 0; p < full.size(); ++p) EXPECT_EQ(ranged[p].sci, one[p].sci);
+  const std::vector<int> short_ranges(3);
+  o.sky_ranges = &short_ranges;
+  EXPECT_THROW(observe_convolved_into(ins, ax, o, ranged), InvalidOptions);  // 2 values per sky pixel
+  o.sky_ranges = nullptr;
   RowResponses wrong;
   o.rows = &wrong;
   EXPECT_THROW(observe_convolved_into(ins, ax, o, one), InvalidOptions);
