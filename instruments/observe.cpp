@@ -122,8 +122,46 @@ RowsByDetectorRow transpose_rows(const std::vector<NirspecInstrument::RowProfile
 }
 
 // The transposed row responses of every (dither slot, chunk) of the instrument.
+// The row responses of one (dither, chunk) by PAIR of detector rows (r, r + 1): the union of
+// the sky rows reaching either, in increasing row-profile index, with their two weights (0 for
+// a row a sky row does not reach).
+struct RowPairs {
+  struct Entry {
+    std::uint32_t p;  // row-profile index
+    double y0, y1;
+  };
+  std::vector<std::uint32_t> start;  // (nv + 1) / 2 + 1 offsets into entries
+  std::vector<Entry> entries;
+};
+
+RowPairs pair_rows(const RowsByDetectorRow& T, int nv) {
+  RowPairs out;
+  out.start.assign(static_cast<std::size_t>(nv + 1) / 2 + 1, 0);
+  for (int r = 0; r < nv; r += 2) {
+    std::uint32_t q0 = T.start[static_cast<std::size_t>(r)], e0 = T.start[static_cast<std::size_t>(r) + 1];
+    std::uint32_t q1 = e0, e1 = r + 1 < nv ? T.start[static_cast<std::size_t>(r) + 2] : e0;
+    while (q0 < e0 || q1 < e1) {
+      RowPairs::Entry e{0, 0.0, 0.0};
+      if (q1 >= e1 || (q0 < e0 && T.p[q0] < T.p[q1])) {
+        e.p = T.p[q0];
+        e.y0 = T.y[q0++];
+      } else if (q0 >= e0 || T.p[q1] < T.p[q0]) {
+        e.p = T.p[q1];
+        e.y1 = T.y[q1++];
+      } else {
+        e.p = T.p[q0];
+        e.y0 = T.y[q0++];
+        e.y1 = T.y[q1++];
+      }
+      out.entries.push_back(e);
+    }
+    out.start[static_cast<std::size_t>(r / 2) + 1] = static_cast<std::uint32_t>(out.entries.size());
+  }
+  return out;
+}
+
 struct ObservePlan {
-  std::vector<RowsByDetectorRow> rows;                                    // [dither * num_chunks + chunk]
+  std::vector<RowPairs> pairs;                                            // [dither * num_chunks + chunk]
   std::vector<const std::vector<NirspecInstrument::RowProfile>*> profiles;  // the row responses used
 };
 
@@ -138,14 +176,14 @@ ObservePlan make_plan(const NirspecInstrument& ins, const RowResponses* folded) 
   ObservePlan plan;
   const std::size_t nch = ins.num_chunks();
   const int nd = num_dither_slots(ins);
-  plan.rows.resize(static_cast<std::size_t>(nd) * nch);
-  plan.profiles.resize(plan.rows.size());
+  plan.pairs.resize(static_cast<std::size_t>(nd) * nch);
+  plan.profiles.resize(plan.pairs.size());
   for (int d = 0; d < nd; ++d)
     for (std::size_t ch = 0; ch < nch; ++ch) {
       const std::size_t at = static_cast<std::size_t>(d) * nch + ch;
       const auto& prof = folded ? folded->profiles[at] : ins.row_profiles(d, ch);
       const auto& vals = folded ? folded->values[at] : ins.row_values(d, ch);
-      plan.rows[at] = transpose_rows(prof, vals, ins.nv());
+      plan.pairs[at] = pair_rows(transpose_rows(prof, vals, ins.nv()), ins.nv());
       plan.profiles[at] = &prof;
     }
   return plan;
@@ -184,7 +222,7 @@ struct PairTerm {
 // or the instruction set the kernel was compiled for (core/simd.hpp).
 // Per-thread scratch of render_step.
 struct StepScratch {
-  std::vector<double> buf, ct;
+  std::vector<double> ct;
   std::vector<std::vector<double>> strips;  // one per pointing of the step
   std::vector<int> ranges;
   std::vector<const double*> bases;
@@ -202,7 +240,6 @@ SLITSTEP_SIMD_CLONES
 void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const double* B, const int* nonzero, int s,
                  const std::vector<StepMember>& members, const ColumnSelection& cs, std::vector<Exposure>& out,
                  StepScratch& sc) {
-  std::vector<double>& buf = sc.buf;
   std::vector<double>& ct = sc.ct;
   std::vector<int>& ranges = sc.ranges;
   std::vector<const double*>& bases = sc.bases;
@@ -227,7 +264,6 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
   const std::size_t M = members.size();
   const std::size_t nvp = (static_cast<std::size_t>(nv) + 3) / 4 * 4;
   const std::size_t RS = M * nvp;
-  buf.assign(static_cast<std::size_t>(nv) * nl, 0.0);
   ct.assign(RS * nl, 0.0);  // ct[k * RS + stacked row]: every member's C(r, k), transposed
   std::vector<double>& strip = sc.strips.empty() ? sc.strips.emplace_back() : sc.strips.front();
   strip.assign(width * RS, 0.0);  // strip[(u - u_lo) * RS + stacked row]
@@ -255,7 +291,6 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
         if (k0 >= k1) continue;
       }
       const auto& rprof = *plan.profiles[static_cast<std::size_t>(d) * nch + ch];
-      const RowsByDetectorRow& T = plan.rows[static_cast<std::size_t>(d) * nch + ch];
       // every sky row's nonzero range within [k0, k1) (a == b: nothing)
       ranges.resize(2 * rprof.size());
       bases.resize(rprof.size());
@@ -276,35 +311,21 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
         r_min = std::min(r_min, rp.r0);
         r_max = std::max(r_max, rp.r0 + rp.len - 1);
       }
-      // per PAIR of detector rows (r, r + 1): the union of their (spectrum, weight) terms with a
-      // nonzero range, in sky-row order (a row that a sky row does not reach gets weight 0: an
-      // exact zero added), and the union [cA, cB) of the ranges
-      pair_start.assign(static_cast<std::size_t>(nv + 1) / 2 + 1, 0);
+      // per pair of detector rows: its (spectrum, weights) terms with a nonzero range, in sky-row
+      // order, and the union [cA, cB) of the ranges
+      const RowPairs& PR = plan.pairs[static_cast<std::size_t>(d) * nch + ch];
+      pair_start.assign(PR.start.size(), 0);
       pterms.clear();
       int cA = static_cast<int>(k1), cB = static_cast<int>(k0);
-      for (int r = 0; r < nv; r += 2) {
-        std::uint32_t q0 = T.start[static_cast<std::size_t>(r)], e0 = T.start[static_cast<std::size_t>(r) + 1];
-        std::uint32_t q1 = e0, e1 = r + 1 < nv ? T.start[static_cast<std::size_t>(r) + 2] : e0;
-        while (q0 < e0 || q1 < e1) {
-          std::uint32_t pi;
-          double y0 = 0.0, y1 = 0.0;
-          if (q1 >= e1 || (q0 < e0 && T.p[q0] < T.p[q1])) {
-            pi = T.p[q0];
-            y0 = T.y[q0++];
-          } else if (q0 >= e0 || T.p[q1] < T.p[q0]) {
-            pi = T.p[q1];
-            y1 = T.y[q1++];
-          } else {
-            pi = T.p[q0];
-            y0 = T.y[q0++];
-            y1 = T.y[q1++];
-          }
-          if (ranges[2 * pi] == ranges[2 * pi + 1]) continue;
-          cA = std::min(cA, ranges[2 * pi]);
-          cB = std::max(cB, ranges[2 * pi + 1]);
-          pterms.push_back({bases[pi], y0, y1});
+      for (std::size_t pr = 0; pr + 1 < PR.start.size(); ++pr) {
+        for (std::uint32_t q = PR.start[pr]; q < PR.start[pr + 1]; ++q) {
+          const RowPairs::Entry& e = PR.entries[q];
+          if (ranges[2 * e.p] == ranges[2 * e.p + 1]) continue;
+          cA = std::min(cA, ranges[2 * e.p]);
+          cB = std::max(cB, ranges[2 * e.p + 1]);
+          pterms.push_back({bases[e.p], e.y0, e.y1});
         }
-        pair_start[static_cast<std::size_t>(r / 2) + 1] = static_cast<std::uint32_t>(pterms.size());
+        pair_start[pr + 1] = static_cast<std::uint32_t>(pterms.size());
       }
       // Channel blocks of 16 over [cA, cB) (terms outside their own nonzero range add exact zeros):
       // the block of every sky row of the column stays in L1 while all detector rows are summed,
@@ -326,8 +347,9 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
           const PairTerm* t1 = pterms.data() + pair_start[static_cast<std::size_t>(pr) + 1];
           if (t0 == t1) continue;
           const int r = 2 * pr;
-          double* C0 = buf.data() + static_cast<std::size_t>(r) * nl + kb0;
-          double* C1 = r + 1 < nv ? C0 + nl : nullptr;
+          // written straight into the stack, transposed: ct[k * RS + mi * nvp + r]
+          double* C0 = ct.data() + static_cast<std::size_t>(kb0) * RS + mi * nvp + static_cast<std::size_t>(r);
+          const bool two = r + 1 < nv;
           if (W == 16) {
             v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
             for (const PairTerm* t = t0; t < t1; ++t) {
@@ -342,15 +364,18 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
               b2 += t->y1 * v2;
               b3 += t->y1 * v3;
             }
-            store4(C0, a0);
-            store4(C0 + 4, a1);
-            store4(C0 + 8, a2);
-            store4(C0 + 12, a3);
-            if (C1) {
-              store4(C1, b0);
-              store4(C1 + 4, b1);
-              store4(C1 + 8, b2);
-              store4(C1 + 12, b3);
+            double ta[16], tb[16];
+            store4(ta, a0);
+            store4(ta + 4, a1);
+            store4(ta + 8, a2);
+            store4(ta + 12, a3);
+            store4(tb, b0);
+            store4(tb + 4, b1);
+            store4(tb + 8, b2);
+            store4(tb + 12, b3);
+            for (int l = 0; l < 16; ++l) {
+              C0[static_cast<std::size_t>(l) * RS] = ta[l];
+              if (two) C0[static_cast<std::size_t>(l) * RS + 1] = tb[l];
             }
           } else if (W == 4) {
             v4d a0 = {0.0, 0.0, 0.0, 0.0}, b0 = a0;
@@ -359,8 +384,13 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
               a0 += t->y0 * v0;
               b0 += t->y1 * v0;
             }
-            store4(C0, a0);
-            if (C1) store4(C1, b0);
+            double ta[4], tb[4];
+            store4(ta, a0);
+            store4(tb, b0);
+            for (int l = 0; l < 4; ++l) {
+              C0[static_cast<std::size_t>(l) * RS] = ta[l];
+              if (two) C0[static_cast<std::size_t>(l) * RS + 1] = tb[l];
+            }
           } else {
             double a0 = 0.0, b0 = 0.0;
             for (const PairTerm* t = t0; t < t1; ++t) {
@@ -368,20 +398,14 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
               b0 += t->y1 * t->base[kb0];
             }
             C0[0] = a0;
-            if (C1) C1[0] = b0;
+            if (two) C0[1] = b0;
           }
         }
       }
     }
     if (r_max < r_min) continue;
-    for (std::size_t k = k_first; k < k_end; ++k) {
-      double* t = ct.data() + k * RS + mi * nvp;
-      for (int r = 0; r < nv; ++r) t[r] = buf[static_cast<std::size_t>(r) * nl + k];
-    }
     kU0 = std::min(kU0, k_first);
     kU1 = std::max(kU1, k_end);
-    for (int r = r_min; r <= r_max; ++r)
-      std::fill(buf.begin() + static_cast<std::ptrdiff_t>(r) * nl, buf.begin() + static_cast<std::ptrdiff_t>(r + 1) * nl, 0.0);
     }
     if (kU1 <= kU0) continue;
     // 2) spread every channel onto detector columns with its spectral profile, all stacked rows at
