@@ -114,8 +114,8 @@ TEST(SlitstepOperator, CubeSpaceEqualsDirectChainExactly) {
     std::printf("[ info ] cube space, separable PSF: max |diff| / max |value| = %.3g vs the direct chain\n", d);
     EXPECT_LT(d, 1e-12);
   }
-  {  // profiles cut at 6 sigma and folded row weights < 1e-7 of the largest dropped (the
-     // defaults): < 1e-7 of the peak
+  {  // profiles cut at 5 sigma and folded row weights < 1e-4 of the largest dropped (the
+     // defaults): 1.2e-5 of the peak measured, bound 3e-5
     SlitstepOperatorOptions so;
     so.psf_truncate_sigma = 0.0;
     const SlitstepOperator fast(c, so);
@@ -124,8 +124,8 @@ TEST(SlitstepOperator, CubeSpaceEqualsDirectChainExactly) {
     ASSERT_TRUE(fast.evaluate(g, fm.data(), *fws).ok());
     ASSERT_EQ(fast.predictable(), op.predictable());
     const double d = max_rel_diff(fm, sel.data, op.predictable());
-    std::printf("[ info ] cube space, default operator (6-sigma profiles, folded tails dropped): max |diff| / max |value| = %.3g\n", d);
-    EXPECT_LT(d, 1e-7);
+    std::printf("[ info ] cube space, default operator (5-sigma profiles, folded tails dropped): max |diff| / max |value| = %.3g\n", d);
+    EXPECT_LT(d, 3e-5);
   }
   // The default output grid of the narrow reconstruction is the full one.
   EXPECT_EQ(op.cube_spatial(), d.cube.spatial);
@@ -186,14 +186,15 @@ TEST(SlitstepOperator, ExposureSpaceEqualsDirectChainExactly) {
   const double dsep = max_rel_diff(fm, sel.data, op.predictable());
   std::printf("[ info ] exposure space, separable PSF: max |diff| / max |value| = %.3g\n", dsep);
   EXPECT_LT(dsep, 1e-12);
-  o.support_sigma = 6.0;  // the default profile support and folded tails dropped below 1e-7
+  o.support_sigma = SlitstepOperatorOptions{}.support_sigma;  // the defaults: 5-sigma profiles, folded
+                                                              // row tails dropped below 1e-4
   o.fold_drop_relative = SlitstepOperatorOptions{}.fold_drop_relative;
   const SlitstepOperator six(c, o);
   auto sws = six.make_workspace();
   ASSERT_TRUE(six.evaluate(g, fm.data(), *sws).ok());
   const double dsix = max_rel_diff(fm, sel.data, op.predictable());
-  std::printf("[ info ] exposure space, 6-sigma profiles, folded tails dropped: max |diff| / max |value| = %.3g\n", dsix);
-  EXPECT_LT(dsix, 1e-7);
+  std::printf("[ info ] exposure space, 5-sigma profiles, folded tails dropped: max |diff| / max |value| = %.3g\n", dsix);
+  EXPECT_LT(dsix, 3e-5);
   o.fold_psf_rows = false;  // the two direct passes: the same model to rounding
   const SlitstepOperator two(c, o);
   auto two_ws = two.make_workspace();
@@ -201,7 +202,7 @@ TEST(SlitstepOperator, ExposureSpaceEqualsDirectChainExactly) {
   ASSERT_TRUE(two.evaluate(g, tm.data(), *two_ws).ok());
   const double dfold = max_rel_diff(fm, tm, op.predictable());
   std::printf("[ info ] exposure space, folded rows vs two PSF passes: max |diff| / max |value| = %.3g\n", dfold);
-  EXPECT_LT(dfold, 1e-7);
+  EXPECT_LT(dfold, 3e-5);
   o.fold_psf_rows = true;
   // the default operator: PSF factors cut at 4 sigma too, bounded
   o.psf_truncate_sigma = 4.0;
