@@ -190,7 +190,7 @@ ObservePlan make_plan(const NirspecInstrument& ins, const RowResponses* folded) 
 }
 
 // 4 doubles (GCC vector extension; AVX2 registers in the AVX2 clone, SSE2 pairs otherwise). The
-// helpers and render_pointing have internal linkage, so the -Wpsabi note about passing them
+// helpers and render_step have internal linkage, so the -Wpsabi note about passing them
 // without AVX is moot (the pragma spans them).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -210,24 +210,21 @@ struct PairTerm {
   double y0, y1;       // its weights on detector rows r and r + 1 (0 where it does not reach)
 };
 
-// One pointing, fast path. B: the (convolved) sky in Cube layout. Scratch per thread: `buf`
-// (nv x nl, C(r, k) of one sky column), `ct` (its transpose, nl x nv), `strip` (the output
-// columns [u_lo, u_hi] transposed: strip[(u - u_lo) * nv + r], so that the spectral spreading runs
-// along contiguous detector rows) and `ranges` / `bases` (per sky row of the column: the nonzero
-// channel range and the spectrum). Compact: only the selected columns' range is accumulated and
-// the selected columns are copied out. The row collapse is output-stationary: every C(r, k) is
-// summed in registers over the sky rows that reach row r, in increasing sky row, from 0 (terms
-// outside a spectrum's nonzero range are exact zeros inside [k0, k1)). The summation order of
-// every output value is fixed, so results do not depend on the column selection, the thread count
-// or the instruction set the kernel was compiled for (core/simd.hpp).
+// One step slot, fast path (see the header's pipeline). B: the (convolved) sky in Cube layout;
+// nonzero: every sky spectrum's nonzero channel range [first, end). Stacked layout: member mi's
+// detector row r is row mi * nvp + r; `ct` holds the collapsed sky column transposed
+// (ct[k * RS + stacked row]) and the strip the output columns [u_lo, u_hi] transposed
+// (strip[(u - u_lo) * RS + stacked row]) so that the spectral spread runs along contiguous rows.
+// Compact: only the selected columns' range is accumulated and the selected columns copied out.
 // Per-thread scratch of render_step.
 struct StepScratch {
   std::vector<double> ct;
   std::vector<std::vector<double>> strips;  // one per pointing of the step
   std::vector<int> ranges;
   std::vector<const double*> bases;
-  std::vector<PairTerm> pterms;
-  std::vector<std::uint32_t> pair_start, col_start, col_fill;
+  std::vector<std::vector<PairTerm>> m_pterms;             // per member
+  std::vector<std::vector<std::uint32_t>> m_pair_start;    // per member
+  std::vector<std::uint32_t> col_start, col_fill;
   std::vector<Term> col_terms;
 };
 
@@ -243,8 +240,6 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
   std::vector<double>& ct = sc.ct;
   std::vector<int>& ranges = sc.ranges;
   std::vector<const double*>& bases = sc.bases;
-  std::vector<PairTerm>& pterms = sc.pterms;
-  std::vector<std::uint32_t>& pair_start = sc.pair_start;
   std::vector<std::uint32_t>& col_start = sc.col_start;
   std::vector<std::uint32_t>& col_fill = sc.col_fill;
   std::vector<Term>& col_terms = sc.col_terms;
@@ -264,6 +259,10 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
   const std::size_t M = members.size();
   const std::size_t nvp = (static_cast<std::size_t>(nv) + 3) / 4 * 4;
   const std::size_t RS = M * nvp;
+  if (sc.m_pterms.size() < M) {
+    sc.m_pterms.resize(M);
+    sc.m_pair_start.resize(M);
+  }
   ct.assign(RS * nl, 0.0);  // ct[k * RS + stacked row]: every member's C(r, k), transposed
   std::vector<double>& strip = sc.strips.empty() ? sc.strips.emplace_back() : sc.strips.front();
   strip.assign(width * RS, 0.0);  // strip[(u - u_lo) * RS + stacked row]
@@ -273,11 +272,7 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
   for (std::size_t c = 0; c < cols.size(); ++c) {
     const int i = cols[c].i;
     std::size_t kU0 = nl, kU1 = 0;  // union of the members' channel ranges
-    for (std::size_t mi = 0; mi < M; ++mi) {
-    const int d = members[mi].d;
-    int r_min = nv, r_max = -1;
-    std::size_t k_first = nl, k_end = 0;
-    // 1) collapse sky rows onto detector rows: C(r, k) = sum_j B(i, j, k) Y_j(r)
+    // 1) collapse sky rows onto detector rows, C(r, k) = sum_j B(i, j, k) Y_j(r), chunk by chunk
     for (std::size_t ch = 0; ch < nch; ++ch) {
       std::size_t k0 = ins.chunk_first(ch), k1 = ins.chunk_end(ch);
       if (compact) {  // only channels whose spectral profile reaches a selected column
@@ -290,122 +285,121 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
           --k1;
         if (k0 >= k1) continue;
       }
-      const auto& rprof = *plan.profiles[static_cast<std::size_t>(d) * nch + ch];
-      // every sky row's nonzero range within [k0, k1) (a == b: nothing)
-      ranges.resize(2 * rprof.size());
-      bases.resize(rprof.size());
-      for (std::size_t pi = 0; pi < rprof.size(); ++pi) {
-        const auto& rp = rprof[pi];
-        const std::size_t pix = static_cast<std::size_t>(rp.j) * g.nx + i;
-        const double* base = B + pix * nl;
-        // the spectrum's nonzero range [nz0, nz1) within [k0, k1); zeros inside add nothing
-        std::size_t a = std::max(k0, static_cast<std::size_t>(nonzero[2 * pix]));
-        std::size_t b = std::min(k1, static_cast<std::size_t>(nonzero[2 * pix + 1]));
-        if (b < a) b = a;
-        ranges[2 * pi] = static_cast<int>(a);
-        ranges[2 * pi + 1] = static_cast<int>(b);
-        bases[pi] = base;
-        if (a == b) continue;
-        k_first = std::min(k_first, a);
-        k_end = std::max(k_end, b);
-        r_min = std::min(r_min, rp.r0);
-        r_max = std::max(r_max, rp.r0 + rp.len - 1);
-      }
-      // per pair of detector rows: its (spectrum, weights) terms with a nonzero range, in sky-row
-      // order, and the union [cA, cB) of the ranges
-      const RowPairs& PR = plan.pairs[static_cast<std::size_t>(d) * nch + ch];
-      pair_start.assign(PR.start.size(), 0);
-      pterms.clear();
+      // per member (dither): every sky row's nonzero range within [k0, k1) and, per pair of
+      // detector rows, its (spectrum, weights) terms with a nonzero range in sky-row order; the
+      // union [cA, cB) of all the ranges
       int cA = static_cast<int>(k1), cB = static_cast<int>(k0);
-      for (std::size_t pr = 0; pr + 1 < PR.start.size(); ++pr) {
-        for (std::uint32_t q = PR.start[pr]; q < PR.start[pr + 1]; ++q) {
-          const RowPairs::Entry& e = PR.entries[q];
-          if (ranges[2 * e.p] == ranges[2 * e.p + 1]) continue;
-          cA = std::min(cA, ranges[2 * e.p]);
-          cB = std::max(cB, ranges[2 * e.p + 1]);
-          pterms.push_back({bases[e.p], e.y0, e.y1});
+      for (std::size_t mi = 0; mi < M; ++mi) {
+        const int d = members[mi].d;
+        const auto& rprof = *plan.profiles[static_cast<std::size_t>(d) * nch + ch];
+        ranges.resize(2 * rprof.size());
+        bases.resize(rprof.size());
+        for (std::size_t pi = 0; pi < rprof.size(); ++pi) {
+          const std::size_t pix = static_cast<std::size_t>(rprof[pi].j) * g.nx + i;
+          std::size_t ra = std::max(k0, static_cast<std::size_t>(nonzero[2 * pix]));
+          std::size_t rb = std::min(k1, static_cast<std::size_t>(nonzero[2 * pix + 1]));
+          if (rb < ra) rb = ra;
+          ranges[2 * pi] = static_cast<int>(ra);
+          ranges[2 * pi + 1] = static_cast<int>(rb);
+          bases[pi] = B + pix * nl;
         }
-        pair_start[pr + 1] = static_cast<std::uint32_t>(pterms.size());
+        const RowPairs& PR = plan.pairs[static_cast<std::size_t>(d) * nch + ch];
+        std::vector<std::uint32_t>& ps = sc.m_pair_start[mi];
+        std::vector<PairTerm>& pt = sc.m_pterms[mi];
+        ps.assign(PR.start.size(), 0);
+        pt.clear();
+        for (std::size_t pr = 0; pr + 1 < PR.start.size(); ++pr) {
+          for (std::uint32_t q = PR.start[pr]; q < PR.start[pr + 1]; ++q) {
+            const RowPairs::Entry& e = PR.entries[q];
+            if (ranges[2 * e.p] == ranges[2 * e.p + 1]) continue;
+            cA = std::min(cA, ranges[2 * e.p]);
+            cB = std::max(cB, ranges[2 * e.p + 1]);
+            pt.push_back({bases[e.p], e.y0, e.y1});
+          }
+          ps[pr + 1] = static_cast<std::uint32_t>(pt.size());
+        }
       }
-      // Channel blocks of 16 over [cA, cB) (terms outside their own nonzero range add exact zeros):
-      // the block of every sky row of the column stays in L1 while all detector rows are summed,
-      // two rows x 16 channels at a time in 8 independent register sums (each load serves both
-      // rows); the next block is prefetched. The last block is moved back to end at cB when the
-      // range allows: the channels it repeats get the same terms in the same order.
+      if (cA >= cB) continue;
+      kU0 = std::min(kU0, static_cast<std::size_t>(cA));
+      kU1 = std::max(kU1, static_cast<std::size_t>(cB));
+      // Channel blocks of 16 over [cA, cB) (terms outside their own nonzero range add exact
+      // zeros): the block of every sky row of the column stays in L1 while every dither sums all
+      // its detector rows, two rows x 16 channels at a time in 8 independent register sums (each
+      // load serves both rows); the next block is prefetched. The last block is moved back to end
+      // at cB when the range allows: the channels it repeats get the same terms in the same order.
       const int npairs = (nv + 1) / 2;
       const int W = cB - cA >= 16 ? 16 : (cB - cA >= 4 ? 4 : 1);
       for (int kb0 = cA; kb0 < cB; kb0 += W) {
         if (kb0 + W > cB) kb0 = cB - W;
         if (W == 16 && kb0 + 32 <= cB)
-          for (std::size_t pi = 0; pi < rprof.size(); ++pi)
-            if (ranges[2 * pi] < ranges[2 * pi + 1]) {
-              __builtin_prefetch(bases[pi] + kb0 + 16, 0, 3);
-              __builtin_prefetch(bases[pi] + kb0 + 24, 0, 3);
+          for (const PairTerm& t : sc.m_pterms[0]) {
+            __builtin_prefetch(t.base + kb0 + 16, 0, 3);
+            __builtin_prefetch(t.base + kb0 + 24, 0, 3);
+          }
+        for (std::size_t mi = 0; mi < M; ++mi) {
+          const std::vector<PairTerm>& pterms = sc.m_pterms[mi];
+          const std::vector<std::uint32_t>& pair_start = sc.m_pair_start[mi];
+          for (int pr = 0; pr < npairs; ++pr) {
+            const PairTerm* t0 = pterms.data() + pair_start[static_cast<std::size_t>(pr)];
+            const PairTerm* t1 = pterms.data() + pair_start[static_cast<std::size_t>(pr) + 1];
+            if (t0 == t1) continue;
+            const int r = 2 * pr;
+            // written straight into the stack, transposed: ct[k * RS + mi * nvp + r]
+            double* C0 = ct.data() + static_cast<std::size_t>(kb0) * RS + mi * nvp + static_cast<std::size_t>(r);
+            const bool two = r + 1 < nv;
+            if (W == 16) {
+              v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+              for (const PairTerm* t = t0; t < t1; ++t) {
+                const double* src = t->base + kb0;
+                const v4d v0 = load4(src), v1 = load4(src + 4), v2 = load4(src + 8), v3 = load4(src + 12);
+                a0 += t->y0 * v0;
+                a1 += t->y0 * v1;
+                a2 += t->y0 * v2;
+                a3 += t->y0 * v3;
+                b0 += t->y1 * v0;
+                b1 += t->y1 * v1;
+                b2 += t->y1 * v2;
+                b3 += t->y1 * v3;
+              }
+              double ta[16], tb[16];
+              store4(ta, a0);
+              store4(ta + 4, a1);
+              store4(ta + 8, a2);
+              store4(ta + 12, a3);
+              store4(tb, b0);
+              store4(tb + 4, b1);
+              store4(tb + 8, b2);
+              store4(tb + 12, b3);
+              for (int l = 0; l < 16; ++l) {
+                C0[static_cast<std::size_t>(l) * RS] = ta[l];
+                if (two) C0[static_cast<std::size_t>(l) * RS + 1] = tb[l];
+              }
+            } else if (W == 4) {
+              v4d a0 = {0.0, 0.0, 0.0, 0.0}, b0 = a0;
+              for (const PairTerm* t = t0; t < t1; ++t) {
+                const v4d v0 = load4(t->base + kb0);
+                a0 += t->y0 * v0;
+                b0 += t->y1 * v0;
+              }
+              double ta[4], tb[4];
+              store4(ta, a0);
+              store4(tb, b0);
+              for (int l = 0; l < 4; ++l) {
+                C0[static_cast<std::size_t>(l) * RS] = ta[l];
+                if (two) C0[static_cast<std::size_t>(l) * RS + 1] = tb[l];
+              }
+            } else {
+              double a0 = 0.0, b0 = 0.0;
+              for (const PairTerm* t = t0; t < t1; ++t) {
+                a0 += t->y0 * t->base[kb0];
+                b0 += t->y1 * t->base[kb0];
+              }
+              C0[0] = a0;
+              if (two) C0[1] = b0;
             }
-        for (int pr = 0; pr < npairs; ++pr) {
-          const PairTerm* t0 = pterms.data() + pair_start[static_cast<std::size_t>(pr)];
-          const PairTerm* t1 = pterms.data() + pair_start[static_cast<std::size_t>(pr) + 1];
-          if (t0 == t1) continue;
-          const int r = 2 * pr;
-          // written straight into the stack, transposed: ct[k * RS + mi * nvp + r]
-          double* C0 = ct.data() + static_cast<std::size_t>(kb0) * RS + mi * nvp + static_cast<std::size_t>(r);
-          const bool two = r + 1 < nv;
-          if (W == 16) {
-            v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (const PairTerm* t = t0; t < t1; ++t) {
-              const double* src = t->base + kb0;
-              const v4d v0 = load4(src), v1 = load4(src + 4), v2 = load4(src + 8), v3 = load4(src + 12);
-              a0 += t->y0 * v0;
-              a1 += t->y0 * v1;
-              a2 += t->y0 * v2;
-              a3 += t->y0 * v3;
-              b0 += t->y1 * v0;
-              b1 += t->y1 * v1;
-              b2 += t->y1 * v2;
-              b3 += t->y1 * v3;
-            }
-            double ta[16], tb[16];
-            store4(ta, a0);
-            store4(ta + 4, a1);
-            store4(ta + 8, a2);
-            store4(ta + 12, a3);
-            store4(tb, b0);
-            store4(tb + 4, b1);
-            store4(tb + 8, b2);
-            store4(tb + 12, b3);
-            for (int l = 0; l < 16; ++l) {
-              C0[static_cast<std::size_t>(l) * RS] = ta[l];
-              if (two) C0[static_cast<std::size_t>(l) * RS + 1] = tb[l];
-            }
-          } else if (W == 4) {
-            v4d a0 = {0.0, 0.0, 0.0, 0.0}, b0 = a0;
-            for (const PairTerm* t = t0; t < t1; ++t) {
-              const v4d v0 = load4(t->base + kb0);
-              a0 += t->y0 * v0;
-              b0 += t->y1 * v0;
-            }
-            double ta[4], tb[4];
-            store4(ta, a0);
-            store4(tb, b0);
-            for (int l = 0; l < 4; ++l) {
-              C0[static_cast<std::size_t>(l) * RS] = ta[l];
-              if (two) C0[static_cast<std::size_t>(l) * RS + 1] = tb[l];
-            }
-          } else {
-            double a0 = 0.0, b0 = 0.0;
-            for (const PairTerm* t = t0; t < t1; ++t) {
-              a0 += t->y0 * t->base[kb0];
-              b0 += t->y1 * t->base[kb0];
-            }
-            C0[0] = a0;
-            if (two) C0[1] = b0;
           }
         }
       }
-    }
-    if (r_max < r_min) continue;
-    kU0 = std::min(kU0, k_first);
-    kU1 = std::max(kU1, k_end);
     }
     if (kU1 <= kU0) continue;
     // 2) spread every channel onto detector columns with its spectral profile, all stacked rows at

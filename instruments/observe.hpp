@@ -17,10 +17,14 @@
 //  * err, var_poisson, var_rnoise: zero; seed 0 (noise is drawn elsewhere from
 //    expected_electrons()).
 // Only columns reached by the sky cube's channels (plus 10 sigma of the kernels) get signal;
-// the others are zero. Pipeline: PSF convolution of the whole cube (FFT, once), then for every
-// pointing (OpenMP, each pointing writes only its own exposure; deterministic for any thread
-// count) the separable sum over sky columns, sky rows and channels of the precomputed
-// geometry/spectral/row responses of NirspecInstrument.
+// the others are zero. Pipeline: PSF convolution of the whole cube (FFT, once), then, per step
+// slot of the pattern (OpenMP over steps; each step writes only its pointings' exposures;
+// deterministic for any thread count), sky column by sky column: every dither of the step
+// collapses the column's sky rows onto detector rows with its precomputed row responses
+// (output-stationary, two detector rows x 16 channels summed in registers), and one spectral
+// spread (the step's precomputed spectral responses) serves all the dithers at once. Every output
+// value adds its terms in a fixed order (sky column, then channel, then sky row), so results do
+// not depend on the thread count, the column selection or the instruction-set clone.
 // Failure: a sky cube whose grids differ from the instrument's -> InvalidOptions.
 #include <cstdint>
 #include <vector>
