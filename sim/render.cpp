@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include <omp.h>
@@ -175,6 +176,14 @@ struct WindowInfo {
 // the same order (no FMA), hence the same values. The rows are rebuilt from the core formulas
 // and checked against the core table at every node and every mid-interval point at
 // construction; if anything differs the scalar core table is used instead.
+// One line profile of add_line from t0 on: channel c = 0 .. nch - 1 (out[c]) lies between the
+// edges t0 + c dt and t0 + (c + 1) dt (units of sigma); amp / step is the flux density scale.
+struct Profile {
+  double t0, dt, amp, step;
+  long nch;
+  double* out;
+};
+
 #if defined(__x86_64__) || defined(__i386__)
 // p[m] = Phi(t0 + m dt) for m = 0 .. count - 1 rounded up to a multiple of 4 (p 32-byte
 // aligned), four at a time with AVX2 only (no FMA: every product and sum is rounded as in
@@ -225,6 +234,144 @@ __attribute__((target("avx2"))) void cdf_edges_avx2(const double* rows, double t
     _mm256_store_pd(p + m, v);
   }
 }
+
+// GCC 12's avx512fintrin.h initialises "undefined" vectors from themselves (GCC bug 105593):
+// silence its false -Wuninitialized for these two kernels.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// The normal CDF at the edges t0 + m dt (m = 8 lanes starting at vm) with AVX-512: the
+// operations of cdf_edges_avx2 (hence of NormalCdfTable::operator()), eight edges at a time.
+// (Vector arguments by reference: no vector-ABI dependence on the translation unit's ISA.)
+__attribute__((target("avx512f"), optimize("fp-contract=off"), always_inline)) inline void cdf8_avx512(const double* pairs, const __m512d& vm,
+                                                                        const __m512d& vt0, const __m512d& vdt,
+                                                                        bool inside, __m512d& result) {
+  using T = NormalCdfTable;
+  const __m512d kt = _mm512_set1_pd(T::kT), nkt = _mm512_set1_pd(-T::kT), per = _mm512_set1_pd(T::kPerUnit);
+  const __m512d one = _mm512_set1_pd(1.0), two = _mm512_set1_pd(2.0), three = _mm512_set1_pd(3.0);
+  const __m512d t = _mm512_add_pd(vt0, _mm512_mul_pd(vm, vdt));  // t0 + m * dt
+  const __m512d u = _mm512_mul_pd(_mm512_add_pd(t, kt), per);
+  const __m256i k = _mm256_max_epi32(_mm256_min_epi32(_mm512_cvttpd_epi32(u), _mm256_set1_epi32(T::kN - 2)),
+                                     _mm256_setzero_si256());
+  const __m512d f = _mm512_sub_pd(u, _mm512_cvtepi32_pd(k));
+  const __m512d f2 = _mm512_mul_pd(f, f), f3 = _mm512_mul_pd(f2, f);
+  const __m512d two_f3 = _mm512_mul_pd(two, f3), three_f2 = _mm512_mul_pd(three, f2);
+  const __m512d h00 = _mm512_add_pd(_mm512_sub_pd(two_f3, three_f2), one);
+  const __m512d h10 = _mm512_add_pd(_mm512_sub_pd(f3, _mm512_mul_pd(two, f2)), f);
+  const __m512d h01 = _mm512_sub_pd(three_f2, two_f3);
+  const __m512d h11 = _mm512_sub_pd(f3, f2);
+  alignas(32) int ki[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(ki), k);
+  __asm__("" : "+m"(ki));  // the indices are read back from memory (no vector extractions)
+  const __m512d z04 = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(pairs + 2 * static_cast<std::size_t>(ki[0]))),
+                                         _mm256_loadu_pd(pairs + 2 * static_cast<std::size_t>(ki[4])), 1);
+  const __m512d z15 = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(pairs + 2 * static_cast<std::size_t>(ki[1]))),
+                                         _mm256_loadu_pd(pairs + 2 * static_cast<std::size_t>(ki[5])), 1);
+  const __m512d z26 = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(pairs + 2 * static_cast<std::size_t>(ki[2]))),
+                                         _mm256_loadu_pd(pairs + 2 * static_cast<std::size_t>(ki[6])), 1);
+  const __m512d z37 = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(pairs + 2 * static_cast<std::size_t>(ki[3]))),
+                                         _mm256_loadu_pd(pairs + 2 * static_cast<std::size_t>(ki[7])), 1);
+  // lo01 = {c0 c1 c0' c1' c4 c5 c4' c5'} (c = cdf_k, c' = cdf_k+1 of the edge's row), hi: pdf.
+  const __m512d lo01 = _mm512_unpacklo_pd(z04, z15), hi01 = _mm512_unpackhi_pd(z04, z15);
+  const __m512d lo23 = _mm512_unpacklo_pd(z26, z37), hi23 = _mm512_unpackhi_pd(z26, z37);
+  const __m512i i0 = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), i1 = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+  const __m512d c0 = _mm512_permutex2var_pd(lo01, i0, lo23), c1 = _mm512_permutex2var_pd(lo01, i1, lo23);
+  const __m512d d0 = _mm512_permutex2var_pd(hi01, i0, hi23), d1 = _mm512_permutex2var_pd(hi01, i1, hi23);
+  __m512d v = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(h00, c0), _mm512_mul_pd(h10, d0)),
+                                          _mm512_mul_pd(h01, c1)),
+                            _mm512_mul_pd(h11, d1));
+  if (!inside) {
+    v = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(t, kt, _CMP_GE_OQ), v, one);
+    v = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(t, nkt, _CMP_LE_OQ), v, _mm512_setzero_pd());
+  }
+  result = v;
+}
+
+// out[c] += (Phi(t0 + (c + 1) dt) - Phi(t0 + c dt)) * scale for c = 0 .. nch - 1, the CDF values
+// as in cdf8_avx512 and the difference and sum as in add_differences_avx2, in one pass (no
+// buffer of edge values).
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) void add_cdf_differences_avx512(const double* pairs, double t0, double dt,
+                                                                   long nch, double scale, double* out) {
+  using T = NormalCdfTable;
+  const __m512d vt0 = _mm512_set1_pd(t0), vdt = _mm512_set1_pd(dt), vscale = _mm512_set1_pd(scale);
+  const __m512d eight = _mm512_set1_pd(8.0);
+  const long last = (nch + 7) / 8 * 8 + 7;  // the last edge computed
+  const bool inside = t0 > -T::kT && t0 < T::kT && t0 + last * dt > -T::kT && t0 + last * dt < T::kT;
+  __m512d vm = _mm512_set_pd(7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0);
+  __m512d a, n;
+  cdf8_avx512(pairs, vm, vt0, vdt, inside, a);
+  const __m512i next1 = _mm512_set_epi64(8, 7, 6, 5, 4, 3, 2, 1);
+  for (long c = 0; c < nch; c += 8) {
+    vm = _mm512_add_pd(vm, eight);
+    cdf8_avx512(pairs, vm, vt0, vdt, inside, n);
+    const __m512d b = _mm512_permutex2var_pd(a, next1, n);  // edges c + 1 .. c + 8
+    const __m512d d = _mm512_mul_pd(_mm512_sub_pd(b, a), vscale);
+    if (c + 8 <= nch) {
+      _mm512_storeu_pd(out + c, _mm512_add_pd(_mm512_loadu_pd(out + c), d));
+    } else {
+      const __mmask8 mk = static_cast<__mmask8>((1u << (nch - c)) - 1u);
+      _mm512_mask_storeu_pd(out + c, mk, _mm512_add_pd(_mm512_maskz_loadu_pd(mk, out + c), d));
+    }
+    a = n;
+  }
+}
+
+constexpr long kProfileBuf = 256;  // edges of a profile buffer (a multiple of 8)
+
+// Pass 1 (AVX-512): the CDF at the nch + 1 <= kProfileBuf edges into p (64-byte aligned), eight
+// edges per vector (independent iterations). Returns the number of vectors.
+__attribute__((target("avx512f"), optimize("fp-contract=off"), always_inline)) inline long profile_cdf_avx512(
+    const double* pairs, const Profile& pr, double* p) {
+  using T = NormalCdfTable;
+  const long nvec = (pr.nch + 1 + 7) / 8;  // vectors of edges 0 .. nch
+  const double t0 = pr.t0, dt = pr.dt;
+  const __m512d vt0 = _mm512_set1_pd(t0), vdt = _mm512_set1_pd(dt), eight = _mm512_set1_pd(8.0);
+  const long last = nvec * 8 - 1;
+  const bool inside = t0 > -T::kT && t0 < T::kT && t0 + last * dt > -T::kT && t0 + last * dt < T::kT;
+  __m512d vm = _mm512_set_pd(7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0);
+  for (long v = 0; v < nvec; ++v, vm = _mm512_add_pd(vm, eight)) {
+    __m512d r;
+    cdf8_avx512(pairs, vm, vt0, vdt, inside, r);
+    _mm512_store_pd(p + 8 * v, r);
+  }
+  return nvec;
+}
+
+// Pass 2: out[c] += (p[c + 1] - p[c]) * (amp / ((p[nch] - p[0]) * step)), the operations of the
+// scalar path. Returns false (nothing added) if the range holds no probability (norm <= 0).
+__attribute__((target("avx512f"), optimize("fp-contract=off"), always_inline)) inline bool profile_add_avx512(
+    const Profile& pr, const double* p, long nvec) {
+  const long nch = pr.nch;
+  double* const out = pr.out;
+  const double norm = p[nch] - p[0];
+  if (!(norm > 0.0)) return false;
+  const __m512d vscale = _mm512_set1_pd(pr.amp / (norm * pr.step));
+  const __m512i next1 = _mm512_set_epi64(8, 7, 6, 5, 4, 3, 2, 1);
+  for (long c = 0; c < nch; c += 8) {
+    const __m512d a = _mm512_load_pd(p + c);
+    const __m512d n = c + 8 < nvec * 8 ? _mm512_load_pd(p + c + 8) : _mm512_setzero_pd();
+    const __m512d d = _mm512_mul_pd(_mm512_sub_pd(_mm512_permutex2var_pd(a, next1, n), a), vscale);
+    if (c + 8 <= nch) {
+      _mm512_storeu_pd(out + c, _mm512_add_pd(_mm512_loadu_pd(out + c), d));
+    } else {
+      const __mmask8 mk = static_cast<__mmask8>((1u << (nch - c)) - 1u);
+      _mm512_mask_storeu_pd(out + c, mk, _mm512_add_pd(_mm512_maskz_loadu_pd(mk, out + c), d));
+    }
+  }
+  return true;
+}
+
+// Adds n <= kNumLines profiles (each nch + 1 <= kProfileBuf) in their order: first every CDF
+// pass, then the additions (the same values and sums as one profile after the other; the passes
+// of different profiles overlap in the CPU). added[i] = false if profile i added nothing.
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) void add_profiles_avx512(
+    const double* pairs, const Profile* prs, int n, bool* added) {
+  alignas(64) double p[kNumLines][kProfileBuf];
+  long nvec[kNumLines];
+  for (int i = 0; i < n; ++i) nvec[i] = profile_cdf_avx512(pairs, prs[i], p[i]);
+  for (int i = 0; i < n; ++i) added[i] = profile_add_avx512(prs[i], p[i], nvec[i]);
+}
+#pragma GCC diagnostic pop
 #endif
 
 class CdfRows {
@@ -237,6 +384,11 @@ class CdfRows {
       const double t = -T::kT + k / T::kPerUnit;
       c[k] = 0.5 * std::erfc(-t / std::sqrt(2.0));
       d[k] = std::exp(-0.5 * t * t) / std::sqrt(2.0 * kPi) / T::kPerUnit;
+    }
+    pairs_.resize(2 * static_cast<std::size_t>(T::kN));
+    for (int k = 0; k < T::kN; ++k) {
+      pairs_[2 * static_cast<std::size_t>(k)] = c[k];
+      pairs_[2 * static_cast<std::size_t>(k) + 1] = d[k];
     }
     for (int k = 0; k < kRows; ++k) {
       double* r = rows_.data() + static_cast<std::size_t>(k) * 4;
@@ -265,11 +417,51 @@ class CdfRows {
           avx2_ = std::bit_cast<std::uint64_t>(p[m]) == std::bit_cast<std::uint64_t>(ref(sw.t0 + m * sw.dt));
       }
     }
+    // The fused AVX-512 kernel (CDF and differences in one pass) likewise, on the same sweeps
+    // (several lengths for the masked tails), against the scalar formula of add_line.
+    if (avx2_ && __builtin_cpu_supports("avx512f")) {
+      avx512_ = true;
+      const struct { double t0, dt; long n; } sweeps[] = {{-T::kT, 0.5 / T::kPerUnit, 2 * T::kN - 1},
+                                                          {-8.7, 0.0137, 1299}, {-8.4, 0.0131, 1277},
+                                                          {-6.1, 0.29, 37}, {-6.05, 0.31, 40}, {-0.3, 0.2, 3}};
+      for (const auto& sw : sweeps) {
+        const double scale = 0.7310585786300049;
+        std::vector<double> out(static_cast<std::size_t>(sw.n) + 8), want(out.size());
+        for (std::size_t c = 0; c < out.size(); ++c) out[c] = want[c] = 1e-3 * static_cast<double>(c % 17) - 0.005;
+        add_cdf_differences_avx512(pairs_.data(), sw.t0, sw.dt, sw.n, scale, out.data());
+        for (long c = 0; c < sw.n; ++c)
+          want[c] += (ref(sw.t0 + (c + 1) * sw.dt) - ref(sw.t0 + c * sw.dt)) * scale;
+        for (std::size_t c = 0; c < out.size() && avx512_; ++c)
+          avx512_ = std::bit_cast<std::uint64_t>(out[c]) == std::bit_cast<std::uint64_t>(want[c]);
+      }
+      // The buffered kernel (profiles up to kProfileBuf edges), including its scale.
+      const struct { double t0, dt; long n; } profiles[] = {
+          {-6.1, 0.29, 37}, {-6.05, 0.31, 40}, {-0.3, 0.2, 3}, {-8.7, 0.07, 249}, {6.0, 0.1, 40}, {-6.0, 0.3, 0}};
+      for (const auto& pr : profiles) {
+        const double amp = 3.3e-17, step = 2.1e-4;
+        std::vector<double> out(static_cast<std::size_t>(pr.n) + 8), want(out.size());
+        for (std::size_t c = 0; c < out.size(); ++c) out[c] = want[c] = 1e-16 * static_cast<double>(c % 13);
+        const Profile prof{pr.t0, pr.dt, amp, step, pr.n, out.data()};
+        bool added = false;
+        add_profiles_avx512(pairs_.data(), &prof, 1, &added);
+        const double norm = ref(pr.t0 + static_cast<double>(pr.n) * pr.dt) - ref(pr.t0 + 0.0 * pr.dt);
+        if (added != (norm > 0.0)) avx512_ = false;
+        if (norm > 0.0) {
+          const double scale = amp / (norm * step);
+          for (long c = 0; c < pr.n; ++c)
+            want[c] += (ref(pr.t0 + (c + 1) * pr.dt) - ref(pr.t0 + c * pr.dt)) * scale;
+        }
+        for (std::size_t c = 0; c < out.size() && avx512_; ++c)
+          avx512_ = std::bit_cast<std::uint64_t>(out[c]) == std::bit_cast<std::uint64_t>(want[c]);
+      }
+    }
 #endif
   }
   bool ok() const { return ok_; }
   bool avx2() const { return avx2_; }
+  bool avx512() const { return avx512_; }
   const double* rows() const { return rows_.data(); }
+  const double* pairs() const { return pairs_.data(); }
   // The operations of NormalCdfTable::operator(), on the rows.
   double scalar(double t) const {
     if (t <= -T::kT) return 0.0;
@@ -286,7 +478,8 @@ class CdfRows {
 
  private:
   std::vector<double> rows_;
-  bool ok_ = false, avx2_ = false;
+  std::vector<double> pairs_;  // {cdf_k, pdf_k} for k = 0 .. kN - 1: row k = pairs_ + 2 k, half the size
+  bool ok_ = false, avx2_ = false, avx512_ = false;
 };
 
 const CdfRows& cdf_rows() {
@@ -314,31 +507,100 @@ __attribute__((target("avx2"))) void add_differences_avx2(const double* p, long 
 }
 #endif
 
+// dst[0 .. n) = src[0 .. n) (src 16-byte aligned) with non-temporal stores when dst is 16-byte
+// aligned (a plain copy otherwise); stream_fence() orders them before the stores of other threads
+// are read (called by every thread at the end of its share of the cube).
+inline void stream_spectrum(const double* src, std::size_t n, double* dst) {
+#if defined(__x86_64__)
+  if (reinterpret_cast<std::uintptr_t>(dst) % 16 == 0) {
+    std::size_t k = 0;
+    for (; k + 2 <= n; k += 2) _mm_stream_pd(dst + k, _mm_load_pd(src + k));
+    if (k < n) dst[k] = src[k];
+    return;
+  }
+#endif
+  std::copy(src, src + n, dst);
+}
+#if defined(__x86_64__)
+// dst[k] = w * src[k] for k < n (the scalar products, eight at a time).
+__attribute__((target("avx512f"))) void scale_avx512(const double* src, double w, std::size_t n, double* dst) {
+  const __m512d vw = _mm512_set1_pd(w);
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8) _mm512_storeu_pd(dst + k, _mm512_mul_pd(vw, _mm512_loadu_pd(src + k)));
+  if (k < n) {
+    const __mmask8 mk = static_cast<__mmask8>((1u << (n - k)) - 1u);
+    _mm512_mask_storeu_pd(dst + k, mk, _mm512_mul_pd(vw, _mm512_maskz_loadu_pd(mk, src + k)));
+  }
+}
+// stream_spectrum with 64-byte non-temporal stores (dst 8-byte aligned; the ends one double at
+// a time, also non-temporal).
+__attribute__((target("avx512f"))) void stream_avx512(const double* src, std::size_t n, double* dst) {
+  std::size_t k = 0;
+  auto one = [&](std::size_t kk) {
+    long long bits;
+    std::memcpy(&bits, src + kk, sizeof bits);
+    _mm_stream_si64(reinterpret_cast<long long*>(dst + kk), bits);
+  };
+  for (; k < n && reinterpret_cast<std::uintptr_t>(dst + k) % 64 != 0; ++k) one(k);
+  for (; k + 8 <= n; k += 8) _mm512_stream_pd(dst + k, _mm512_loadu_pd(src + k));
+  for (; k < n; ++k) one(k);
+}
+#endif
+inline void stream_fence() {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
+}
+
 // static_cast<long>(std::floor(x)) without the libm call (x is far inside the range of long).
 inline long floor_long(double x) {
   const long k = static_cast<long>(x);  // truncates toward zero
   return static_cast<double>(k) > x ? k - 1 : k;
 }
 
-// A line component: flux surface density `amp` (erg/s/cm^2/arcsec^2) spread as a Gaussian in
-// wavelength (centre lam_c, sigma sig) over the channels of window w, renormalised to the
-// computed range. Returns false if the ±n_sigma range was cut by the window edge.
-inline bool add_line(double* spec, const WindowInfo& w, double lam_c, double sig, double amp, double nsig) {
+// The channel range and the edge grid of a line component (flux surface density `amp`, centre
+// lam_c, sigma sig) in window w. Returns false if the range is empty (nothing to add); ok is
+// false if the ±n_sigma range was cut by the window edge.
+inline bool prepare_line(double* spec, const WindowInfo& w, double lam_c, double sig, double amp, double nsig,
+                         Profile& pr, bool& ok) {
   const double lo = lam_c - nsig * sig, hi = lam_c + nsig * sig;
   long k0 = floor_long((lo - w.lower_edge_um) * w.inv_step);
   long k1 = floor_long((hi - w.lower_edge_um) * w.inv_step);
-  bool ok = true;
+  ok = true;
   if (k0 < 0) { k0 = 0; ok = false; }
   if (k1 > w.n - 1) { k1 = w.n - 1; ok = false; }
   if (k1 < k0) return false;
   const double inv_sig = 1.0 / sig;
-  const double t0 = (w.lower_edge_um + k0 * w.step_um - lam_c) * inv_sig;
-  const double dt = w.step_um * inv_sig;
   // Channel k0 + c lies between the edges c and c + 1 (c = 0 .. nch - 1), edge m at t0 + m dt.
-  const long nch = k1 - k0 + 1;
-  double* out = spec + w.offset + k0;
+  pr.t0 = (w.lower_edge_um + k0 * w.step_um - lam_c) * inv_sig;
+  pr.dt = w.step_um * inv_sig;
+  pr.amp = amp;
+  pr.step = w.step_um;
+  pr.nch = k1 - k0 + 1;
+  pr.out = spec + w.offset + k0;
+  return true;
+}
+
+// Adds a prepared profile, renormalised to its range. Returns false if nothing was added (no
+// probability in the range).
+inline bool add_prepared(const Profile& pr) {
+  const double t0 = pr.t0, dt = pr.dt, amp = pr.amp, step = pr.step;
+  const long nch = pr.nch;
+  double* const out = pr.out;
   const CdfRows& tab = cdf_rows();
 #if defined(__x86_64__) || defined(__i386__)
+  if (tab.avx512()) {
+    if (nch + 1 <= kProfileBuf) {
+      bool added = false;
+      add_profiles_avx512(tab.pairs(), &pr, 1, &added);
+      return added;
+    }
+    // long profiles: one pass, the first and last edges as in the kernel (scalar() = the same values)
+    const double norm = tab.scalar(t0 + static_cast<double>(nch) * dt) - tab.scalar(t0 + 0.0 * dt);
+    if (!(norm > 0.0)) return false;
+    add_cdf_differences_avx512(tab.pairs(), t0, dt, nch, amp / (norm * step), out);
+    return true;
+  }
   if (tab.avx2()) {
     constexpr long kStack = 512;
     alignas(32) double stack[kStack];
@@ -352,8 +614,8 @@ inline bool add_line(double* spec, const WindowInfo& w, double lam_c, double sig
     cdf_edges_avx2(tab.rows(), t0, dt, nch + 1, p);
     const double norm = p[nch] - p[0];
     if (!(norm > 0.0)) return false;
-    add_differences_avx2(p, nch, amp / (norm * w.step_um), out);
-    return ok;
+    add_differences_avx2(p, nch, amp / (norm * step), out);
+    return true;
   }
 #endif
   // The same values one edge at a time (the rows if they reproduce the core table, else the
@@ -363,14 +625,24 @@ inline bool add_line(double* spec, const WindowInfo& w, double lam_c, double sig
   const double p_first = phi(t0);
   const double norm = phi(t0 + nch * dt) - p_first;
   if (!(norm > 0.0)) return false;
-  const double scale = amp / (norm * w.step_um);
+  const double scale = amp / (norm * step);
   double prev = p_first;
   for (long m = 1; m <= nch; ++m) {
     const double pv = phi(t0 + m * dt);
     out[m - 1] += (pv - prev) * scale;
     prev = pv;
   }
-  return ok;
+  return true;
+}
+
+// A line component: flux surface density `amp` (erg/s/cm^2/arcsec^2) spread as a Gaussian in
+// wavelength (centre lam_c, sigma sig) over the channels of window w, renormalised to the
+// computed range. Returns false if the ±n_sigma range was cut by the window edge.
+inline bool add_line(double* spec, const WindowInfo& w, double lam_c, double sig, double amp, double nsig) {
+  Profile pr;
+  bool ok = true;
+  if (!prepare_line(spec, w, lam_c, sig, amp, nsig, pr, ok)) return false;
+  return add_prepared(pr) && ok;
 }
 
 double window_half_width(const GalaxyModel& m, const RenderOptions& o) {
@@ -514,12 +786,20 @@ struct RenderWorkspace::Impl {
   Key light_key;
   bool light_valid = false;
   std::vector<double> disk_acc, cont_light, disk_light;
+  // Per-pixel disk geometry at the pixel centres (valid while kin_key matches): de-projected
+  // radius, a / r (for r > 0), sigma(r) / c and the ratio table's clamp mask.
+  Key kin_key;
+  bool kin_valid = false;
+  std::vector<double> kin_r, kin_ar, kin_sig;
+  std::vector<unsigned> kin_mask;
   Stats stats;
   void clear() {
     table.reset();
     table_key.clear();
     light_key.clear();
     light_valid = false;
+    kin_key.clear();
+    kin_valid = false;
   }
 };
 
@@ -658,6 +938,36 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
   }
   const std::vector<double>& cont_map = separate_cont ? cont_light : disk_light;
 
+  // Disk geometry per pixel centre: disk_coords (centre, PA, axis ratio, grid), sigma(r)
+  // (sigma0, slope, kpc_per_arcsec) and the clamp mask (ratio table).
+  Key kin_key;
+  kin_key.add(p.center_x_arcsec).add(p.center_y_arcsec).add(p.pa_deg).add(model.axis_ratio());
+  kin_key.add(static_cast<long long>(nx)).add(static_cast<long long>(ny)).add(pix).add(sg.x0_arcsec).add(sg.y0_arcsec);
+  kin_key.add(p.sigma0_kms).add(p.sigma_slope_kms_per_kpc).add(model.kpc_per_arcsec()).add(ws.table_generation);
+  if (!(ws.kin_valid && ws.kin_key == kin_key)) {
+    ws.kin_valid = false;
+    ws.kin_r.resize(sg.size());
+    ws.kin_ar.resize(sg.size());
+    ws.kin_sig.resize(sg.size());
+    ws.kin_mask.resize(sg.size());
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int j = 0; j < ny; ++j)
+      for (int i = 0; i < nx; ++i) {
+        const std::size_t q = static_cast<std::size_t>(j) * nx + i;
+        const auto dc = model.disk_coords(sg.x_arcsec(i), sg.y_arcsec(j));
+        ws.kin_r[q] = dc.r;
+        ws.kin_ar[q] = dc.r > 0.0 ? dc.a / dc.r : 0.0;
+        ws.kin_sig[q] = model.sigma_kms(dc.r) / kSpeedOfLight_kms;
+        ws.kin_mask[q] = table.mask_at(dc.r);
+      }
+    ws.kin_key = std::move(kin_key);
+    ws.kin_valid = true;
+  }
+  const double* const kin_r = ws.kin_r.data();
+  const double* const kin_ar = ws.kin_ar.data();
+  const double* const kin_sig = ws.kin_sig.data();
+  const unsigned* const kin_mask = ws.kin_mask.data();
+
   // Gaussian components (clumps, AGN): separable erf products, stored per axis.
   struct GaussComp {
     std::vector<double> fx, fy;  // fraction per column / row
@@ -705,43 +1015,93 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
   const double nsig = options.n_sigma;
   const double f_disk = p.halpha_flux_cgs;
 
-#pragma omp parallel for schedule(dynamic, 2) num_threads(nthreads)
+  // Each pixel's spectrum is built in a per-thread buffer (in L1) and then written to the cube
+  // once, with non-temporal stores (stream_spectrum): the cube (tens of MB) is not read back.
+#if defined(__x86_64__) || defined(__i386__)
+  const bool v512 = cdf_rows().avx512();
+  const double* const cdf_pairs = cdf_rows().pairs();
+#endif
+#pragma omp parallel num_threads(nthreads)
+  {
+  std::vector<double> spec_buf(nl + 8);
+  double* const spec = spec_buf.data() + (8 - (reinterpret_cast<std::uintptr_t>(spec_buf.data()) / 8) % 8) % 8;
+  // The row's disk kinematics and line profiles, prepared for every pixel before any spectrum is
+  // built (independent pixels: their divisions, roots and atan overlap in the CPU). Per pixel:
+  // n_amp[i] lines with their amplitudes (line index, amp) in line order, of which n_prof[i]
+  // prepared profiles (the others are counted as truncated).
+  const std::size_t nlu = static_cast<std::size_t>(nlines);
+  std::vector<int> n_amp(nx), n_prof(nx), amp_line(nx * nlu);
+  std::vector<double> amp_val(nx * nlu);
+  std::vector<Profile> prof(nx * nlu);
+  std::vector<char> prof_ok(nx * nlu), fits(nx);
+#pragma omp for schedule(dynamic, 2)
   for (int j = 0; j < ny; ++j) {
     double* rf = row_flux.data() + static_cast<std::size_t>(j) * kNumLines;
     long long* rc = row_clamp.data() + static_cast<std::size_t>(j) * 6;
     long long trunc = 0;
-    const double y = sg.y_arcsec(j);
     for (int i = 0; i < nx; ++i) {
       const std::size_t q = static_cast<std::size_t>(j) * nx + i;
-      double* spec = cube.sci.data() + q * nl;
+      n_amp[i] = n_prof[i] = 0;
+      fits[i] = 1;
+      // Disk: pixel-integrated light x ratio per line; kinematics at the pixel centre.
+      const double* dacc = disk_acc.data() + q * stride;
+      if (!(dacc[0] > 0.0)) continue;
+      const double r = kin_r[q];
+      const double v = r > 0.0 ? p.v0_kms + model.rotation_kms(r) * model.sin_i() * kin_ar[q] : p.v0_kms;
+      const double sig_rel = kin_sig[q];
+      const double dop = doppler_factor(v);
+      const unsigned mask = kin_mask[q];
+      for (unsigned c = 0; c < 6; ++c)
+        if (mask & (1u << c)) ++rc[c];
+      const std::size_t base = static_cast<std::size_t>(i) * nlu;
+      for (int l = 0; l < nlines; ++l) {
+        const auto& ln = lines[l];
+        if (ln.window < 0) continue;
+        const double amp = f_disk * dacc[1 + l] * inv_area;
+        if (!(amp > 0.0)) continue;
+        amp_line[base + n_amp[i]] = l;
+        amp_val[base + n_amp[i]] = amp;
+        ++n_amp[i];
+        const double lc = ln.lambda_sys_um * dop;
+        Profile& pr = prof[base + n_prof[i]];
+        bool ok = true;
+        if (prepare_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig, pr, ok)) {
+          prof_ok[base + n_prof[i]] = ok;
+          if (!(pr.nch + 1 <= kProfileBuf)) fits[i] = 0;
+          ++n_prof[i];
+        } else {
+          ++trunc;
+        }
+      }
+    }
+    for (int i = 0; i < nx; ++i) {
+      const std::size_t q = static_cast<std::size_t>(j) * nx + i;
       if (has_cont) {
         const double w = cont_map[q] * inv_area;
-        for (std::size_t k = 0; k < nl; ++k) spec[k] = w * cont_shape[k];
+#if defined(__x86_64__)
+        if (v512) scale_avx512(cont_shape.data(), w, nl, spec);
+        else
+#endif
+          for (std::size_t k = 0; k < nl; ++k) spec[k] = w * cont_shape[k];
       } else {
         std::fill(spec, spec + nl, 0.0);
       }
-      const double x = sg.x_arcsec(i);
-      // Disk: pixel-integrated light x ratio per line; kinematics at the pixel centre.
-      const double* dacc = disk_acc.data() + q * stride;
-      if (dacc[0] > 0.0) {
-        const auto dc = model.disk_coords(x, y);
-        const double v = dc.r > 0.0 ? p.v0_kms + model.rotation_kms(dc.r) * model.sin_i() * (dc.a / dc.r)
-                                    : p.v0_kms;
-        const double sig_rel = model.sigma_kms(dc.r) / kSpeedOfLight_kms;
-        const double dop = doppler_factor(v);
-        const unsigned mask = table.mask_at(dc.r);
-        for (unsigned c = 0; c < 6; ++c)
-          if (mask & (1u << c)) ++rc[c];
-        for (int l = 0; l < nlines; ++l) {
-          const auto& ln = lines[l];
-          if (ln.window < 0) continue;
-          const double amp = f_disk * dacc[1 + l] * inv_area;
-          if (!(amp > 0.0)) continue;
-          const double lc = ln.lambda_sys_um * dop;
-          if (!add_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig)) ++trunc;
-          rf[li(ln.id)] += amp * area;
-        }
+      // Disk lines: the flux sums in line order, then the profiles in line order (with AVX-512
+      // all CDF passes before the additions, so that they overlap): the same sums as add_line.
+      const std::size_t base = static_cast<std::size_t>(i) * nlu;
+      for (int k = 0; k < n_amp[i]; ++k) rf[li(lines[amp_line[base + k]].id)] += amp_val[base + k] * area;
+      const int np = n_prof[i];
+      bool added[kNumLines];
+#if defined(__x86_64__) || defined(__i386__)
+      if (v512 && fits[i]) {
+        add_profiles_avx512(cdf_pairs, prof.data() + base, np, added);
+      } else
+#endif
+      {
+        for (int k = 0; k < np; ++k) added[k] = add_prepared(prof[base + k]);
       }
+      for (int k = 0; k < np; ++k)
+        if (!added[k] || !prof_ok[base + k]) ++trunc;
       // Clumps and AGN.
       for (const auto& g : gcomps) {
         const double frac = g.fx[i] * g.fy[j];
@@ -757,8 +1117,15 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
           rf[li(ln.id)] += amp * area;
         }
       }
+#if defined(__x86_64__)
+      if (v512 && reinterpret_cast<std::uintptr_t>(cube.sci.data()) % 8 == 0) stream_avx512(spec, nl, cube.sci.data() + q * nl);
+      else
+#endif
+        stream_spectrum(spec, nl, cube.sci.data() + q * nl);
     }
     row_trunc[j] = trunc;
+  }
+  stream_fence();
   }
 
   for (int j = 0; j < ny; ++j) {

@@ -18,9 +18,14 @@
 // so that every pixel's line flux lands in the cube exactly). The cube therefore holds exactly the
 // flux of the part of the model inside the field of view; what falls outside is reported
 // (line_flux_total_cgs - line_flux_fov_cgs), never silently lost.
-// Speed: the normal CDF at the channel edges is evaluated four edges at a time with AVX2 when the
-// CPU has it (runtime dispatch), with the same operations as the scalar table, so the cube does
-// not depend on the CPU; RenderWorkspace (below) caches maps between calls of a fit.
+// Speed: the normal CDF at the channel edges is evaluated eight edges at a time with AVX-512F, or
+// four at a time with AVX2, when the CPU has it (runtime dispatch), with the same operations as
+// the scalar table (no FMA), so the cube does not depend on the CPU; each vector kernel is
+// checked bit for bit against the scalar table once per process and not used if anything
+// differs. Each pixel's spectrum is built in a small per-thread buffer and written to the cube
+// once (with AVX-512: non-temporal stores, so the cube is not read back through the caches); the
+// disk lines of a pixel are prepared for the whole row first. RenderWorkspace (below) caches maps
+// between calls of a fit.
 // Threads: OpenMP across rows; every output value is computed by one thread from the same inputs
 // and the flux sums are reduced row by row in a fixed order, so results do not depend on the
 // thread count.
@@ -96,14 +101,19 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
 ///    unchanged;
 ///  * the pixel-integrated light maps of the disk (light and light x ratio per line) and of the
 ///    continuum: valid while the table and the light geometry (profile, Sérsic n, re, continuum
-///    re, axis ratio, PA, centre, grid) are unchanged.
-/// So a finite-difference step in vc_kms, rt_arcsec, v0_kms, sigma0_kms, halpha_flux_cgs or
-/// ew_halpha_rest_A reuses both; a step in z0 or the gradient recomputes the table and the maps.
+///    re, axis ratio, PA, centre, grid) are unchanged;
+///  * the disk geometry at every pixel centre (de-projected radius R in arcsec, a / R, sigma(R) / c
+///    and the table's calibration-clamp mask): valid while the centre, PA, axis ratio, grid,
+///    sigma0_kms, sigma_slope_kms_per_kpc, kpc_per_arcsec and the table are unchanged (the
+///    rotation curve, v0 and the Doppler factor are evaluated on every call).
+/// So a finite-difference step in vc_kms, rt_arcsec, v0_kms, halpha_flux_cgs or ew_halpha_rest_A
+/// reuses all three (sigma0_kms: the table and the maps); a step in z0 or the gradient recomputes
+/// everything.
 /// The cache keys are the exact (bitwise) values of everything the cached numbers are computed
 /// from, so the cube and the summary are bit-identical to the stateless render_into() for any
 /// sequence of calls (tests/test_render.cpp). One workspace per thread of the caller (it is
 /// mutated); it may be used with different options/grids (a mismatch just recomputes).
-/// Memory: (3 + number of lines) doubles per fine pixel (0.4 MB at 0.04", 1.6 MB at 0.02" for
+/// Memory: (6.5 + number of lines) doubles per fine pixel (0.6 MB at 0.04", 2.5 MB at 0.02" for
 /// three lines). Failure modes are those of render_into(); after an exception the workspace is
 /// left empty (the next call recomputes everything).
 class RenderWorkspace {
