@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -114,6 +116,54 @@ struct FineCell {
   double scale = 1.0;        // sqrt(c_n) for the median, 1 for the mean
   int n_used = 0;
   std::uint32_t why = 0;     // reasons for not being used, or kDqOutlier
+};
+
+// Usability code of detector row v of exposure q at channel k: 0 = usable, otherwise the reason
+// the combine step records for it (exactly what its `usable` test ORs into `reason`).
+inline std::uint32_t row_code(bool bar, std::uint32_t f, double x, double s) {
+  if (bar) return kDqBarShadow;
+  if (f & kDqRejectMask) {
+    const std::uint32_t r = f & (kDqChipGap | kDqBarShadow | kDqNonFinite | kDqNoCoverage);
+    return r ? r : kDqDoNotUse;
+  }
+  if (!std::isfinite(x) || !std::isfinite(s) || s < 0.0) return kDqNonFinite;
+  return 0u;
+}
+
+// "median": everything of one channel's reconstruction except the data values is a function of
+// the geometry and of the per-row usability codes (row_code) of that channel. A ChannelPlan
+// records it while a channel is computed the general way; the next channels with the same codes
+// replay it: the same operations in the same order on their own values, so the same bits.
+struct ChannelPlan {
+  bool valid = false;
+  long last = -1;  // the channel the plan was last used for
+  // fine cells (step-major): samples [cell_start[c], cell_start[c + 1])
+  std::vector<int> cell_start;
+  std::vector<const double*> pa, pb;  // SCI rows (channel 0) of the sample's detector rows
+  std::vector<double> wa, wb;
+  // step x spaxel-row columns
+  std::vector<double> colA, colN;
+  std::vector<std::uint32_t> colWhy;
+  std::vector<int> y_start, y_cell;  // sy terms: [y_start[sj], y_start[sj + 1]) of (cell, o)
+  std::vector<double> y_o;
+  std::vector<int> v_start;          // variance terms: (ERR row, beta^2)
+  std::vector<const double*> v_err;
+  std::vector<double> v_bb;
+  // spaxels (j * nx + i)
+  std::vector<double> G, nw;
+  std::vector<std::uint32_t> dq;
+  std::vector<int> x_start, x_sj;    // terms (column, a, a^2)
+  std::vector<double> x_a, x_aa;
+  void clear() {
+    valid = false;
+    cell_start.assign(1, 0);
+    pa.clear(); pb.clear(); wa.clear(); wb.clear();
+    colA.clear(); colN.clear(); colWhy.clear();
+    y_start.assign(1, 0); y_cell.clear(); y_o.clear();
+    v_start.assign(1, 0); v_err.clear(); v_bb.clear();
+    G.clear(); nw.clear(); dq.clear();
+    x_start.assign(1, 0); x_sj.clear(); x_a.clear(); x_aa.clear();
+  }
 };
 
 }  // namespace
@@ -364,8 +414,27 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
   std::vector<std::vector<double>> row_t(exposures.size(), std::vector<double>(nf, 0.0));
   std::vector<std::vector<double>> drop_o(drop_fine ? exposures.size() : 0, std::vector<double>(2 * nf, 0.0));
   std::vector<std::vector<char>> row_bar(exposures.size());
+  // The row geometry of an exposure depends only on (offset_y, y0, nv) (the dithers of a step
+  // repeat across steps): exposures with bitwise-equal values copy the first one's.
+  std::vector<std::size_t> geo_first;
   for (std::size_t q = 0; q < exposures.size(); ++q) {
     const Exposure& e = exposures[q];
+    bool copied = false;
+    for (std::size_t q2 : geo_first) {
+      const Exposure& e2 = exposures[q2];
+      if (e2.nv != e.nv || std::bit_cast<std::uint64_t>(e2.y0_arcsec) != std::bit_cast<std::uint64_t>(e.y0_arcsec) ||
+          std::bit_cast<std::uint64_t>(e2.pointing.offset_y_arcsec) !=
+              std::bit_cast<std::uint64_t>(e.pointing.offset_y_arcsec))
+        continue;
+      row_of[q] = row_of[q2];
+      row_t[q] = row_t[q2];
+      if (drop_fine) drop_o[q] = drop_o[q2];
+      row_bar[q] = row_bar[q2];
+      copied = true;
+      break;
+    }
+    if (copied) continue;
+    geo_first.push_back(q);
     row_bar[q].assign(e.nv, 0);
     for (int v = 0; v < e.nv; ++v) {
       const double yc = e.y0_arcsec + v * py;
@@ -493,8 +562,29 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
   std::size_t n_outliers = 0;
   const int nthreads = options.threads > 0 ? options.threads : omp_get_max_threads();
   const long nl_long = static_cast<long>(nl);
+  // changed[q * nl + k]: some row of exposure q has a different code at channel k than at k - 1
+  std::vector<char> changed(use_median ? exposures.size() * nl : 0, 0);
 #pragma omp parallel num_threads(nthreads) reduction(+ : n_outliers)
   {
+    if (use_median) {
+      std::vector<std::uint32_t> code(nl);  // one row's usability codes
+#pragma omp for schedule(static)
+      for (long ql = 0; ql < static_cast<long>(exposures.size()); ++ql) {
+        const std::size_t q = static_cast<std::size_t>(ql);
+        const Prepared& p = prep[q];
+        for (int v = 0; v < p.nv; ++v) {
+          std::uint32_t* c = code.data();
+          const bool bar = row_bar[q][v] != 0;
+          const std::size_t o = static_cast<std::size_t>(v) * p.nl;
+          for (std::size_t k = 0; k < nl; ++k) c[k] = row_code(bar, p.dq[o + k], p.sci[o + k], p.err[o + k]);
+          char* ch = changed.data() + q * nl;
+          for (std::size_t k = 1; k < nl; ++k) ch[k] |= static_cast<char>(c[k] != c[k - 1]);
+        }
+      }
+    }
+    ChannelPlan plan;
+    std::vector<double> cval(use_median ? static_cast<std::size_t>(nsteps) * nf : 0);
+    std::vector<double> tmp(static_cast<std::size_t>(max_dithers));
     std::vector<FineCell> cells(static_cast<std::size_t>(nsteps) * nf);
     std::vector<double> coeff(static_cast<std::size_t>(nsteps) * nf * max_dithers, 0.0);
     // the detector rows (and their weights) behind each (step, fine pixel, dither) sample
@@ -513,6 +603,76 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
 #pragma omp for schedule(static)
     for (long kl = 0; kl < nl_long; ++kl) {
       const std::size_t k = static_cast<std::size_t>(kl);
+      bool replay = false;
+      if (use_median && plan.valid && plan.last == kl - 1) {
+        replay = true;
+        for (std::size_t q = 0; q < exposures.size() && replay; ++q) replay = !changed[q * nl + k];
+      }
+      if (replay) {
+        plan.last = kl;
+        // 4a. medians: insertion sort of the few samples; stable on equal values, i.e. the
+        // (value, sample index) order of the general path
+        const std::size_t ncell = static_cast<std::size_t>(nsteps) * nf;
+        for (std::size_t c = 0; c < ncell; ++c) {
+          const int t0 = plan.cell_start[c], n = plan.cell_start[c + 1] - t0;
+          if (n == 0) continue;
+          for (int t = 0; t < n; ++t) {
+            const std::size_t u = static_cast<std::size_t>(t0 + t);
+            const double wb = plan.wb[u];
+            const double x = plan.wa[u] * plan.pa[u][k] + (wb > 0.0 ? wb * plan.pb[u][k] : 0.0);
+            int z = t;
+            while (z > 0 && tmp[z - 1] > x) { tmp[z] = tmp[z - 1]; --z; }
+            tmp[z] = x;
+          }
+          cval[c] = (n % 2) ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+        }
+        // 4b. columns
+        const std::size_t ncol = static_cast<std::size_t>(nsteps) * ny;
+        for (std::size_t sj = 0; sj < ncol; ++sj) {
+          const double A = plan.colA[sj];
+          if (A <= 0.0) { colY[sj] = 0.0; colV[sj] = 0.0; continue; }
+          double sy = 0.0;
+          for (int u = plan.y_start[sj]; u < plan.y_start[sj + 1]; ++u) sy += plan.y_o[u] * cval[plan.y_cell[u]];
+          colY[sj] = sy / A;
+          double var = 0.0;
+          for (int u = plan.v_start[sj]; u < plan.v_start[sj + 1]; ++u) {
+            const double sg = plan.v_err[u][k];
+            var += plan.v_bb[u] * sg * sg;
+          }
+          colV[sj] = var;
+        }
+        // 4c. spaxels
+        for (int j = 0; j < ny; ++j) {
+          for (int i = 0; i < nx; ++i) {
+            const std::size_t ji = static_cast<std::size_t>(j) * nx + i;
+            const std::size_t idx = cube.index(i, j, k);
+            const double G = plan.G[ji];
+            if (G <= 0.0) {
+              cube.sci[idx] = nan;
+              cube.err[idx] = nan;
+              cube.wmap[idx] = 0.0;
+              cube.dq[idx] = plan.dq[ji];
+              continue;
+            }
+            double sv = 0.0, svar = 0.0;
+            for (int u = plan.x_start[ji]; u < plan.x_start[ji + 1]; ++u) {
+              const std::size_t sj = static_cast<std::size_t>(plan.x_sj[u]);
+              sv += plan.x_a[u] * colY[sj];
+              svar += plan.x_aa[u] * colV[sj];
+            }
+            cube.sci[idx] = sv / G;
+            cube.err[idx] = std::sqrt(svar) / G;
+            cube.wmap[idx] = plan.nw[ji];
+            cube.dq[idx] = plan.dq[ji];
+          }
+        }
+        continue;
+      }
+      const bool rec = use_median;  // record this channel's plan for the next ones
+      if (rec) {
+        plan.clear();
+        plan.last = kl;
+      }
       // 4a. combine per fine pixel
       for (int s = 0; s < nsteps; ++s) {
         const auto& g = groups[s];
@@ -661,6 +821,27 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
           }
         }
       }
+      if (rec) {
+        for (int s = 0; s < nsteps; ++s) {
+          const auto& g = groups[s];
+          const int nd = static_cast<int>(g.size());
+          for (int m = 0; m < nf; ++m) {
+            const std::size_t c = static_cast<std::size_t>(s) * nf + m;
+            const std::size_t base = c * max_dithers;
+            if (cells[c].n_used > 0) {
+              for (int d = 0; d < nd; ++d) {
+                if (coeff[base + d] == 0.0) continue;
+                const Prepared& p = prep[g[d]];
+                plan.pa.push_back(p.sci + static_cast<std::size_t>(rowA[base + d]) * p.nl);
+                plan.pb.push_back(p.sci + static_cast<std::size_t>(rowB[base + d]) * p.nl);
+                plan.wa.push_back(wA[base + d]);
+                plan.wb.push_back(wB[base + d]);
+              }
+            }
+            plan.cell_start.push_back(static_cast<int>(plan.pa.size()));
+          }
+        }
+      }
       // 4b. resample each column along y onto spaxel rows (exact variance through beta)
       for (int s = 0; s < nsteps; ++s) {
         const auto& g = groups[s];
@@ -676,10 +857,26 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
             A += o;
             sy += o * cell.value;
             sn += o * cell.n_used;
+            if (rec) {
+              plan.y_cell.push_back(static_cast<int>(static_cast<std::size_t>(s) * nf + m));
+              plan.y_o.push_back(o);
+            }
           }
           colA[sj] = A;
           colWhy[sj] = why;
-          if (A <= 0.0) { colY[sj] = 0.0; colV[sj] = 0.0; colN[sj] = 0.0; continue; }
+          if (A <= 0.0) colN[sj] = 0.0;
+          if (rec) {
+            plan.colA.push_back(A);
+            plan.colN.push_back(A <= 0.0 ? 0.0 : sn / A);
+            plan.colWhy.push_back(why);
+            plan.y_start.push_back(static_cast<int>(plan.y_cell.size()));
+          }
+          if (A <= 0.0) {
+            colY[sj] = 0.0;
+            colV[sj] = 0.0;
+            if (rec) plan.v_start.push_back(static_cast<int>(plan.v_err.size()));
+            continue;
+          }
           colY[sj] = sy / A;
           colN[sj] = sn / A;
           touched.clear();
@@ -707,9 +904,14 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
             const int d = b / max_nv, v = b % max_nv;
             const double sg = prep[g[d]].at_err(v, k);
             var += beta[b] * beta[b] * sg * sg;
+            if (rec) {
+              plan.v_err.push_back(prep[g[d]].err + static_cast<std::size_t>(v) * prep[g[d]].nl);
+              plan.v_bb.push_back(beta[b] * beta[b]);
+            }
             beta[b] = 0.0;
           }
           colV[sj] = var;
+          if (rec) plan.v_start.push_back(static_cast<int>(plan.v_err.size()));
         }
       }
       // 4c. spaxels
@@ -728,8 +930,17 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
             sv += a * colY[sj];
             svar += a * a * colV[sj];
             sn += a * colN[sj];
+            if (rec) {
+              plan.x_sj.push_back(static_cast<int>(sj));
+              plan.x_a.push_back(a);
+              plan.x_aa.push_back(a * a);
+            }
           }
           const std::size_t idx = cube.index(i, j, k);
+          if (rec) {
+            plan.x_start.push_back(static_cast<int>(plan.x_sj.size()));
+            plan.G.push_back(G);
+          }
           if (G <= 0.0) {
             why &= (kDqNoCoverage | kDqChipGap | kDqBarShadow | kDqNonFinite | kDqDoNotUse);
             // A reason other than "no coverage" explains the loss better when present.
@@ -738,6 +949,10 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
             cube.err[idx] = nan;
             cube.wmap[idx] = 0.0;
             cube.dq[idx] = kDqDoNotUse | (why ? why : kDqNoCoverage);
+            if (rec) {
+              plan.nw.push_back(0.0);
+              plan.dq.push_back(cube.dq[idx]);
+            }
             continue;
           }
           cube.sci[idx] = sv / G;
@@ -747,15 +962,23 @@ ReconstructResult reconstruct(const std::vector<Exposure>& exposures, const Slit
           std::uint32_t flag = why & kDqOutlier;
           if (G < (1.0 - 1e-6) * full_area || nw < low_coverage - 1e-9) flag |= kDqLowCoverage;
           cube.dq[idx] = flag;
+          if (rec) {
+            plan.nw.push_back(nw);
+            plan.dq.push_back(flag);
+          }
         }
       }
+      if (rec) plan.valid = true;
     }
   }
   res.n_outliers_rejected = n_outliers;
+  std::size_t n_no_data = 0, n_low = 0;  // branch-free counts
   for (std::uint32_t f : cube.dq) {
-    if (f & kDqDoNotUse) ++res.n_voxels_no_data;
-    if (f & kDqLowCoverage) ++res.n_voxels_low_coverage;
+    n_no_data += (f & kDqDoNotUse) ? 1u : 0u;
+    n_low += (f & kDqLowCoverage) ? 1u : 0u;
   }
+  res.n_voxels_no_data = n_no_data;
+  res.n_voxels_low_coverage = n_low;
   res.cube = std::move(cube);
   res.n_exposures = static_cast<int>(exposures.size());
   res.n_steps = nsteps;

@@ -42,6 +42,14 @@
 //
 // Determinism: the work is split over wavelength channels (OpenMP); every channel is computed
 // by the same sequential code, so the output is bit-identical for any thread count.
+// Speed ("median" only): all weights, sample lists, coverage and flags of a channel depend on the
+// geometry and on which detector rows are usable at that channel (bar shadow, DQ, finite SCI/ERR
+// >= 0) and the reasons why not, never on the values. The first channel a thread computes, and
+// every channel whose rows' usability differs from the previous channel's, is computed in full and
+// recorded; the following channels replay the record (the same floating-point operations in the
+// same order on their own SCI/ERR, so the same bits as a full computation). The record lives for
+// one call (no state between calls). Exposures with bitwise-equal (offset_y, y0, nv) share their
+// row geometry (computed once).
 // Failure: ReconstructOptions::validate() throws InvalidOptions; inconsistent exposures are
 // reported through ReconstructResult::status (the kernel never throws for data problems,
 // never prints).
