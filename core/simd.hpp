@@ -13,3 +13,16 @@
 #else
 #define SLITSTEP_SIMD_CLONES
 #endif
+
+// SLITSTEP_AVX512_KERNEL in front of a function definition compiles it for AVX-512F with
+// multiply-add contraction OFF (AVX-512F includes FMA; without contraction every product and sum
+// is rounded as in the AVX2 and baseline code, so the same bits). Such a function must only be
+// called after a run-time check (__builtin_cpu_supports("avx512f")) and only where
+// SLITSTEP_HAS_AVX512_KERNELS is 1; elsewhere the macro is empty and the check is false.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SLITSTEP_HAS_AVX512_KERNELS 1
+#define SLITSTEP_AVX512_KERNEL __attribute__((target("avx512f"), optimize("fp-contract=off")))
+#else
+#define SLITSTEP_HAS_AVX512_KERNELS 0
+#define SLITSTEP_AVX512_KERNEL
+#endif

@@ -214,7 +214,7 @@ struct PairTerm {
 // for CPUs that have it: the same products added in the same order as the narrower paths (no
 // FMA: fp-contract off), so the same bits. Sums for channels kb0 .. kb0 + 31 into ta / tb.
 using v8d = double __attribute__((vector_size(64)));
-__attribute__((target("avx512f"), optimize("fp-contract=off"))) void collapse_pair32_avx512(
+SLITSTEP_AVX512_KERNEL void collapse_pair32_avx512(
     const PairTerm* t0, const PairTerm* t1, int kb0, double* ta, double* tb) {
   v8d a0 = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
   for (const PairTerm* t = t0; t < t1; ++t) {
@@ -246,7 +246,7 @@ __attribute__((target("avx512f"), optimize("fp-contract=off"))) void collapse_pa
 // The spectral spread of one detector column with AVX-512: o[rr] += sum_t t.y * t.base[rr] over
 // the rows rr < 64 * (RS / 64) in 8 independent 8-wide sums, terms in order, no FMA (the same
 // bits as the narrower path). Returns the first row it did not do.
-__attribute__((target("avx512f"), optimize("fp-contract=off"))) std::size_t spread_rows64_avx512(
+SLITSTEP_AVX512_KERNEL std::size_t spread_rows64_avx512(
     const Term* t0, const Term* t1, double* o, std::size_t RS) {
   std::size_t rr = 0;
   for (; rr + 64 <= RS; rr += 64) {
@@ -272,7 +272,7 @@ __attribute__((target("avx512f"), optimize("fp-contract=off"))) std::size_t spre
 }
 
 bool cpu_has_avx512f() {
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if SLITSTEP_HAS_AVX512_KERNELS
   static const bool has = __builtin_cpu_supports("avx512f");
   return has;
 #else
@@ -280,16 +280,10 @@ bool cpu_has_avx512f() {
 #endif
 }
 
-// One step slot, fast path (see the header's pipeline). B: the (convolved) sky in Cube layout;
-// nonzero: every sky spectrum's nonzero channel range [first, end). Stacked layout: member mi's
-// detector row r is row mi * nvp + r; `ct` holds the collapsed sky column transposed
-// (ct[k * RS + stacked row]) and the strip the output columns [u_lo, u_hi] transposed
-// (strip[(u - u_lo) * RS + stacked row]) so that the spectral spread runs along contiguous rows.
-// Compact: only the selected columns' range is accumulated and the selected columns copied out.
 // Per-thread scratch of render_step.
 struct StepScratch {
   std::vector<double> ct;
-  std::vector<std::vector<double>> strips;  // one per pointing of the step
+  std::vector<double> strip;
   std::vector<int> ranges;
   std::vector<const double*> bases;
   std::vector<std::vector<PairTerm>> m_pterms;             // per member
@@ -303,6 +297,12 @@ struct StepMember {
   int q, p, d;
 };
 
+// One step slot, fast path (see the header's pipeline). B: the (convolved) sky in Cube layout;
+// nonzero: every sky spectrum's nonzero channel range [first, end). Stacked layout: member mi's
+// detector row r is row mi * nvp + r; `ct` holds the collapsed sky column transposed
+// (ct[k * RS + stacked row]) and the strip the output columns [u_lo, u_hi] transposed
+// (strip[(u - u_lo) * RS + stacked row]) so that the spectral spread runs along contiguous rows.
+// Compact: only the selected columns' range is accumulated and the selected columns copied out.
 SLITSTEP_SIMD_CLONES
 void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const double* B, const int* nonzero, int s,
                  const std::vector<StepMember>& members, const ColumnSelection& cs, std::vector<Exposure>& out,
@@ -334,7 +334,7 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
     sc.m_pair_start.resize(M);
   }
   ct.assign(RS * nl, 0.0);  // ct[k * RS + stacked row]: every member's C(r, k), transposed
-  std::vector<double>& strip = sc.strips.empty() ? sc.strips.emplace_back() : sc.strips.front();
+  std::vector<double>& strip = sc.strip;
   strip.assign(width * RS, 0.0);  // strip[(u - u_lo) * RS + stacked row]
   // Sky column by sky column: every dither of the step collapses the column in turn (its spectra
   // stay in cache), then one spectral spread serves all of them (the spectral profiles depend on
