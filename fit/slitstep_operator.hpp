@@ -15,12 +15,16 @@
 //  * chooses the detector COLUMNS of the model: live columns (not in the chip gap / beyond the red
 //    limit) whose neighbours within edge_margin_columns lie inside a render window.
 // One evaluation = GalaxyModel(params) -> render_into (pre-allocated sky cube) -> PSF into a
-// pre-allocated cube (Gaussian: PsfConvolver::apply_separable on the sky pixels observe reads,
-// the same kernel as the simulator's FFT, equal to < 1e-12 of the peak; otherwise, or with
-// separable_psf = false, NirspecInstrument::psf().apply, bit-identical to the simulator) ->
-// observe_convolved_into with ObserveOptions::columns = the chosen columns (compact exposures,
-// bit-identical to the full frame's columns) -> reconstruct (cube space) -> values. reconstruct works channel by channel, so reconstructing the chosen columns gives the
-// very numbers a full-band reconstruction gives in those columns (tests/test_slitstep_operator).
+// pre-allocated cube (Gaussian: PsfConvolver::apply_separable's x pass on the sky pixels observe
+// reads, its y factor folded into the detector-row responses at construction (fold_psf_rows);
+// the same kernel as the simulator's FFT, equal to < 1e-12 of the peak with psf_truncate_sigma =
+// 0 and fold_drop_relative = 0; otherwise, or with separable_psf = false,
+// NirspecInstrument::psf().apply, bit-identical to the simulator) -> observe_convolved_into with
+// ObserveOptions::columns = the chosen columns (compact exposures, bit-identical to the full
+// frame's columns), ::rows = the folded rows and ::sky_ranges = the PSF's nonzero channel ranges
+// -> reconstruct (cube space) -> values. reconstruct works channel by channel, so reconstructing
+// the chosen columns gives the very numbers a full-band reconstruction gives in those columns
+// (tests/test_slitstep_operator).
 // Layouts:
 //   cube space:     index = (j * nx + i) * n_columns + c  (spaxel (i, j) of cube_spatial(), column c)
 //   exposure space: index = (q * nv + v) * n_columns + c  (pointing q in the instrument's order)
@@ -28,8 +32,8 @@
 // returned as 0 and flagged 0 in predictable(); select_cube/select_exposures give them
 // inv_sigma = 0.
 // Threads: Workspace::threads OpenMP threads per evaluation; bit-identical for any count (each
-// stage is). Memory per workspace: the sky cube three times (sky, PSF x pass, PSF-convolved) and
-// the compact exposures. StageTimes::crop_s stays 0 (observe writes the columns directly).
+// stage is). Memory per workspace: the sky cube twice (sky, PSF-convolved; three times with
+// fold_psf_rows = false) and the compact exposures. StageTimes::crop_s stays 0 (observe writes the columns directly).
 // Failure: invalid config/options throw InvalidOptions at construction; evaluate() never throws.
 #include <memory>
 #include <optional>
