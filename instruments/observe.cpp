@@ -121,7 +121,6 @@ RowsByDetectorRow transpose_rows(const std::vector<NirspecInstrument::RowProfile
   return t;
 }
 
-// The transposed row responses of every (dither slot, chunk) of the instrument.
 // The row responses of one (dither, chunk) by PAIR of detector rows (r, r + 1): the union of
 // the sky rows reaching either, in increasing row-profile index, with their two weights (0 for
 // a row a sky row does not reach).
@@ -160,6 +159,7 @@ RowPairs pair_rows(const RowsByDetectorRow& T, int nv) {
   return out;
 }
 
+// The paired row responses of every (dither slot, chunk) of the instrument.
 struct ObservePlan {
   std::vector<RowPairs> pairs;                                            // [dither * num_chunks + chunk]
   std::vector<const std::vector<NirspecInstrument::RowProfile>*> profiles;  // the row responses used
