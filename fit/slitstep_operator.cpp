@@ -157,6 +157,20 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
         psf_rows_[static_cast<std::size_t>(rp.j)] = 1;
   }
 
+  // Folded rows: the PSF's x factor fused into the render (the same taps, chunks and masks as
+  // apply_separable's x pass, the same bits).
+  if (folded_rows_) {
+    const PsfConvolver& psf = instrument_->psf();
+    row_filter_ = std::make_unique<RowFilter>();
+    for (std::size_t ch = 0; ch < psf.num_chunks(); ++ch) {
+      row_filter_->taps.push_back(psf.separable_factor(ch, options_.psf_truncate_sigma));
+      row_filter_->chunk_first.push_back(psf.chunk_first(ch));
+      row_filter_->chunk_end.push_back(psf.chunk_end(ch));
+    }
+    row_filter_->columns_needed = psf_columns_;
+    row_filter_->rows_needed = psf_rows_;
+  }
+
   // One evaluation of the base galaxy fixes the output grid and what the chain can predict.
   auto ws = make_workspace();
   Ws& w = static_cast<Ws&>(*ws);
@@ -189,6 +203,10 @@ std::unique_ptr<ModelOperator::Workspace> SlitstepOperator::make_workspace() con
   w->sky = Cube::zeros(sky_spatial_, sky_spectral_, config_.scene.sky, /*quality_planes=*/false);
   w->sky.bunit = kSurfaceBrightnessBunit;
   if (instrument_->psf().enabled()) w->conv = w->sky;
+  if (row_filter_) {  // the render writes the x-filtered sky straight into conv: no unfiltered cube
+    w->sky.sci.clear();
+    w->sky.sci.shrink_to_fit();
+  }
   const auto& pts = instrument_->pointings();
   const int nv = instrument_->nv();
   const int nc = static_cast<int>(columns_.size());
@@ -222,7 +240,9 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
   RenderOptions ro = render_;
   ro.threads = w.threads;
   try {
-    const RenderSummary rs = render_into(*model, ro, w.sky, w.render_ws);
+    // folded rows: render and the PSF's x pass fused row by row into w.conv (with its ranges)
+    const RenderSummary rs = row_filter_ ? render_into(*model, ro, w.conv, w.render_ws, *row_filter_, &w.sky_ranges)
+                                         : render_into(*model, ro, w.sky, w.render_ws);
     if (rs.truncated_profiles > 0)
       return Status::Error(StatusCode::kOutOfRange,
                            std::to_string(rs.truncated_profiles) + " line profiles are cut by the fixed render windows (" +
@@ -235,7 +255,7 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
 
   t = Clock::now();
   const bool psf = instrument_->psf().enabled();
-  if (psf) {
+  if (psf && !row_filter_) {
     if (options_.separable_psf && instrument_->psf().separable()) {  // = apply() to < 1e-12 of the peak (tests/test_psf.cpp)
       // only the sky pixels observe reads (columns / rows some shutter sees); the rest of w.conv
       // is never read

@@ -17,6 +17,9 @@
 // One evaluation = GalaxyModel(params) -> render_into (pre-allocated sky cube) -> PSF into a
 // pre-allocated cube (Gaussian: PsfConvolver::apply_separable's x pass on the sky pixels observe
 // reads, its y factor folded into the detector-row responses at construction (fold_psf_rows);
+// with the folded rows the x pass is fused into the render row by row (render_into with a
+// RowFilter of the same factors, chunks and masks: the same bits and ranges, the unfiltered sky
+// cube never written);
 // the same kernel as the simulator's FFT, equal to < 1e-12 of the peak with psf_truncate_sigma =
 // 0 and fold_drop_relative = 0; otherwise, or with separable_psf = false,
 // NirspecInstrument::psf().apply, bit-identical to the simulator) -> observe_convolved_into with
@@ -32,8 +35,9 @@
 // returned as 0 and flagged 0 in predictable(); select_cube/select_exposures give them
 // inv_sigma = 0.
 // Threads: Workspace::threads OpenMP threads per evaluation; bit-identical for any count (each
-// stage is). Memory per workspace: the sky cube twice (sky, PSF-convolved; three times with
-// fold_psf_rows = false) and the compact exposures. StageTimes::crop_s stays 0 (observe writes the columns directly).
+// stage is). Memory per workspace: the sky cube once with the folded rows (the x-filtered sky;
+// plus one row buffer of nx * nl doubles per render thread), twice otherwise (sky,
+// PSF-convolved; three times with fold_psf_rows = false) and the compact exposures. StageTimes::crop_s stays 0 (observe writes the columns directly).
 // Failure: invalid config/options throw InvalidOptions at construction; evaluate() never throws.
 #include <memory>
 #include <optional>
@@ -135,8 +139,10 @@ class SlitstepOperator final : public ModelOperator {
   /// FitProblem over a selection.
   FitProblem make_problem(const Selection& selection, const GalaxyParameterization& param) const;
 
-  /// Time spent per stage by one workspace (accumulated over its evaluations): CPU time of the
-  /// calling thread when the workspace runs on one thread (Workspace::threads == 1), else wall time.
+  /// Time spent per stage by one workspace (accumulated over its evaluations), in seconds: CPU
+  /// time of the calling thread when the workspace runs on one thread (Workspace::threads == 1),
+  /// else wall time. With the folded PSF rows (the default separable Gaussian) the PSF's x pass is
+  /// fused into the render: render_s covers render + x pass and psf_s stays 0.
   struct StageTimes {
     long evaluations = 0;
     double model_s = 0.0, render_s = 0.0, psf_s = 0.0, observe_s = 0.0, crop_s = 0.0, reconstruct_s = 0.0,
@@ -157,6 +163,7 @@ class SlitstepOperator final : public ModelOperator {
   std::vector<int> columns_;
   std::vector<double> column_um_;
   std::unique_ptr<RowResponses> folded_rows_;  // the PSF's y factor folded into the rows (or null)
+  std::unique_ptr<RowFilter> row_filter_;      // with folded_rows_: the PSF's x factor, fused into the render
   std::vector<char> psf_columns_, psf_rows_;  // sky columns / rows observe reads
   std::vector<std::uint32_t> column_dq_;  // dq template restricted to the columns (nv x n_columns)
   SpatialGrid cube_spatial_;

@@ -13,6 +13,7 @@
 #endif
 
 #include "core/normal_cdf.hpp"
+#include "core/simd.hpp"
 #include "core/units.hpp"
 
 namespace slitstep {
@@ -673,6 +674,226 @@ std::vector<LineId> selected_lines(const RenderOptions& o) {
   return v;
 }
 
+
+// ------------------------------------------------------------------------------------------
+// The row filter (RowFilter): the kernels of PsfConvolver::apply_separable's x pass
+// (instruments/psf.cpp pass_line, conv_block, conv_range), on one rendered row held in a
+// per-thread buffer. The same taps, block sizes, tap order and operations, hence the same bits.
+// ------------------------------------------------------------------------------------------
+
+// A tap of one output spectrum in one chunk: weight, source spectrum and the channels [a, b] it
+// adds to (its source's nonzero range cut to the chunk; the source is never read outside it).
+struct Tap {
+  const double* src;
+  double w;
+  int a, b;
+};
+
+// Register-blocked sums over W consecutive channels k0 .. k0 + W - 1, written to o[k0 ..] once,
+// the taps added in increasing d order. Bit-identical to adding w * src[k] into a zeroed o tap by
+// tap over each tap's [a, b]: a tap covering part of the block adds w * (+0.0) outside [a, b],
+// which changes no sum (every sum starts at +0.0 and round-to-nearest never makes it -0.0).
+// Separate multiplies and adds (no FMA). Recomputing a channel (overlapping blocks) gives the
+// same value.
+typedef double V4 __attribute__((vector_size(32)));
+
+template <int W>
+inline __attribute__((always_inline)) void conv_block(const Tap* t, const Tap* te, int k0, double* __restrict o) {
+  static_assert(W % 4 == 0);
+  constexpr int NV = W / 4;
+  const int k1 = k0 + W - 1;
+  V4 acc[NV];
+#pragma GCC unroll 4
+  for (int q = 0; q < NV; ++q) acc[q] = V4{0.0, 0.0, 0.0, 0.0};
+  for (; t != te; ++t) {
+    const double w = t->w;
+    const double* __restrict s = t->src + k0;
+    if (t->a <= k0 && k1 <= t->b) {
+#pragma GCC unroll 4
+      for (int q = 0; q < NV; ++q) {
+        V4 x;
+        std::memcpy(&x, s + 4 * q, sizeof x);
+        acc[q] += w * x;
+      }
+    } else if (t->a <= k1 && k0 <= t->b) {
+      const int a = t->a - k0, b = t->b - k0;
+      double v[W];
+      for (int j = 0; j < W; ++j) v[j] = (j >= a && j <= b) ? s[j] : 0.0;
+#pragma GCC unroll 4
+      for (int q = 0; q < NV; ++q) {
+        V4 x;
+        std::memcpy(&x, v + 4 * q, sizeof x);
+        acc[q] += w * x;
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < NV; ++q) std::memcpy(o + k0 + 4 * q, &acc[q], sizeof acc[q]);
+}
+
+// One channel k: the taps whose [a, b] holds k, in order.
+inline __attribute__((always_inline)) void conv_one(const Tap* t, const Tap* te, int k, double* __restrict o) {
+  double acc = 0.0;
+  for (; t != te; ++t)
+    if (t->a <= k && k <= t->b) acc += t->w * t->src[k];
+  o[k] = acc;
+}
+
+// Channels ka .. kb: blocks of 16 (the last one moved back to end at kb), shorter ranges in
+// blocks of 8 or 4 the same way, fewer than 4 channels one by one.
+inline __attribute__((always_inline)) void conv_range(const Tap* t, const Tap* te, int ka, int kb, double* __restrict o) {
+  const int len = kb - ka + 1;
+  if (len >= 16) {
+    int k0 = ka;
+    for (; k0 + 15 <= kb; k0 += 16) conv_block<16>(t, te, k0, o);
+    if (k0 <= kb) conv_block<16>(t, te, kb - 15, o);
+  } else if (len >= 8) {
+    conv_block<8>(t, te, ka, o);
+    if (len > 8) conv_block<8>(t, te, kb - 7, o);
+  } else if (len >= 4) {
+    conv_block<4>(t, te, ka, o);
+    if (len > 4) conv_block<4>(t, te, kb - 3, o);
+  } else {
+    for (int k = ka; k <= kb; ++k) conv_one(t, te, k, o);
+  }
+}
+
+#if SLITSTEP_HAS_AVX512_KERNELS
+// The same blocks eight channels per vector (AVX-512F, no contraction): every channel's sum adds
+// the same terms in the same order as conv_block, so the same bits.
+typedef double V8 __attribute__((vector_size(64)));
+
+template <int W>
+SLITSTEP_AVX512_KERNEL inline __attribute__((always_inline)) void conv_block_z(const Tap* t, const Tap* te, int k0,
+                                                                               double* __restrict o) {
+  static_assert(W % 8 == 0);
+  constexpr int NV = W / 8;
+  const int k1 = k0 + W - 1;
+  V8 acc[NV];
+#pragma GCC unroll 4
+  for (int q = 0; q < NV; ++q) acc[q] = V8{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  for (; t != te; ++t) {
+    const double w = t->w;
+    const double* __restrict s = t->src + k0;
+    if (t->a <= k0 && k1 <= t->b) {
+#pragma GCC unroll 4
+      for (int q = 0; q < NV; ++q) {
+        V8 x;
+        std::memcpy(&x, s + 8 * q, sizeof x);
+        acc[q] += w * x;
+      }
+    } else if (t->a <= k1 && k0 <= t->b) {
+      const int a = t->a - k0, b = t->b - k0;
+      double v[W];
+      for (int j = 0; j < W; ++j) v[j] = (j >= a && j <= b) ? s[j] : 0.0;
+#pragma GCC unroll 4
+      for (int q = 0; q < NV; ++q) {
+        V8 x;
+        std::memcpy(&x, v + 8 * q, sizeof x);
+        acc[q] += w * x;
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < NV; ++q) std::memcpy(o + k0 + 8 * q, &acc[q], sizeof acc[q]);
+}
+
+// conv_range with the 16- and 8-channel blocks eight wide (the 4-channel blocks and single
+// channels as there).
+SLITSTEP_AVX512_KERNEL inline __attribute__((always_inline)) void conv_range_z(const Tap* t, const Tap* te, int ka,
+                                                                               int kb, double* __restrict o) {
+  const int len = kb - ka + 1;
+  if (len >= 16) {
+    int k0 = ka;
+    for (; k0 + 15 <= kb; k0 += 16) conv_block_z<16>(t, te, k0, o);
+    if (k0 <= kb) conv_block_z<16>(t, te, kb - 15, o);
+  } else if (len >= 8) {
+    conv_block_z<8>(t, te, ka, o);
+    if (len > 8) conv_block_z<8>(t, te, kb - 7, o);
+  } else if (len >= 4) {
+    conv_block<4>(t, te, ka, o);
+    if (len > 4) conv_block<4>(t, te, kb - 3, o);
+  } else {
+    for (int k = ka; k <= kb; ++k) conv_one(t, te, k, o);
+  }
+}
+#endif
+
+// Filters output pixel i of one rendered row: in = the row's n spectra of nl channels (nonzero
+// ranges [first, last]) -> o (nl channels) and its range [ofirst, olast]. taps: room for
+// 2 hmax + 1 (hmax = the largest half-width).
+SLITSTEP_SIMD_CLONES
+void filter_pixel(const double* in, const int* first, const int* last, int n, int i, std::size_t nl,
+                  const RowFilter& f, int hmax, double* __restrict o, int& ofirst, int& olast, Tap* taps) {
+  const auto& h = f.taps;
+  {
+    int lo = static_cast<int>(nl), hi = -1;
+    for (int d = -hmax; d <= hmax; ++d) {
+      const int s = i - d;
+      if (s < 0 || s >= n) continue;
+      lo = std::min(lo, first[s]);
+      hi = std::max(hi, last[s]);
+    }
+    std::fill(o, o + nl, 0.0);
+    ofirst = lo;
+    olast = hi;
+    if (hi < lo) return;
+    for (std::size_t c = 0; c < h.size(); ++c) {
+      const int ka = std::max(lo, static_cast<int>(f.chunk_first[c])), kb = std::min(hi, static_cast<int>(f.chunk_end[c]) - 1);
+      if (kb < ka) continue;
+      const int half = static_cast<int>(h[c].size() / 2);
+      Tap* te = taps;
+      for (int d = -half; d <= half; ++d) {  // increasing d: the order every sum adds its terms in
+        const int s = i - d;
+        if (s < 0 || s >= n) continue;
+        const int a = std::max(ka, first[s]), b = std::min(kb, last[s]);
+        if (b < a) continue;
+        *te++ = Tap{in + static_cast<std::size_t>(s) * nl, h[c][static_cast<std::size_t>(d + half)], a, b};
+      }
+      if (te == taps) continue;
+      conv_range(taps, te, ka, kb, o);
+    }
+  }
+}
+
+#if SLITSTEP_HAS_AVX512_KERNELS
+// filter_pixel with the AVX-512 blocks (the same code otherwise; call only where the CPU has
+// AVX-512F).
+SLITSTEP_AVX512_KERNEL void filter_pixel_avx512(const double* in, const int* first, const int* last, int n, int i,
+                                                std::size_t nl, const RowFilter& f, int hmax, double* __restrict o,
+                                                int& ofirst, int& olast, Tap* taps) {
+  const auto& h = f.taps;
+  {
+    int lo = static_cast<int>(nl), hi = -1;
+    for (int d = -hmax; d <= hmax; ++d) {
+      const int s = i - d;
+      if (s < 0 || s >= n) continue;
+      lo = std::min(lo, first[s]);
+      hi = std::max(hi, last[s]);
+    }
+    std::fill(o, o + nl, 0.0);
+    ofirst = lo;
+    olast = hi;
+    if (hi < lo) return;
+    for (std::size_t c = 0; c < h.size(); ++c) {
+      const int ka = std::max(lo, static_cast<int>(f.chunk_first[c])), kb = std::min(hi, static_cast<int>(f.chunk_end[c]) - 1);
+      if (kb < ka) continue;
+      const int half = static_cast<int>(h[c].size() / 2);
+      Tap* te = taps;
+      for (int d = -half; d <= half; ++d) {  // increasing d: the order every sum adds its terms in
+        const int s = i - d;
+        if (s < 0 || s >= n) continue;
+        const int a = std::max(ka, first[s]), b = std::min(kb, last[s]);
+        if (b < a) continue;
+        *te++ = Tap{in + static_cast<std::size_t>(s) * nl, h[c][static_cast<std::size_t>(d + half)], a, b};
+      }
+      if (te == taps) continue;
+      conv_range_z(taps, te, ka, kb, o);
+    }
+  }
+}
+#endif
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
@@ -697,6 +918,45 @@ void RenderOptions::validate() const {
   if (!(continuum_window_half_A > 0.0 && continuum_window_half_A <= 500.0))
     bad("continuum_window_half_A", continuum_window_half_A, "must be in (0, 500]");
   if (threads < 0 || threads > 1024) bad("threads", threads, "must be in [0, 1024] (0 = OpenMP default)");
+}
+
+void RowFilter::validate(int nx, int ny, std::size_t nl) const {
+  const std::size_t nc = taps.size();
+  if (nc == 0) throw InvalidOptions("RowFilter.taps: no chunks; at least one is required");
+  if (chunk_first.size() != nc || chunk_end.size() != nc)
+    throw InvalidOptions("RowFilter.chunk_first / chunk_end: " + std::to_string(chunk_first.size()) + " / " +
+                         std::to_string(chunk_end.size()) + " entries for " + std::to_string(nc) +
+                         " chunks of taps: must be one per chunk");
+  for (std::size_t c = 0; c < nc; ++c) {
+    const std::size_t m = taps[c].size();
+    if (m % 2 != 1)
+      throw InvalidOptions("RowFilter.taps[" + std::to_string(c) + "]: " + std::to_string(m) +
+                           " taps: must be an odd number (centre tap at the middle)");
+    if (m > 2 * static_cast<std::size_t>(std::max(nx, 1)) + 1)
+      throw InvalidOptions("RowFilter.taps[" + std::to_string(c) + "]: " + std::to_string(m) +
+                           " taps: at most 2 nx + 1 = " + std::to_string(2 * nx + 1));
+    for (std::size_t d = 0; d < m; ++d)
+      if (!std::isfinite(taps[c][d]))
+        throw InvalidOptions("RowFilter.taps[" + std::to_string(c) + "][" + std::to_string(d) +
+                             "] = " + format_value(taps[c][d]) + ": must be finite");
+    const std::size_t want_first = c == 0 ? 0 : chunk_end[c - 1];
+    if (chunk_first[c] != want_first)
+      throw InvalidOptions("RowFilter.chunk_first[" + std::to_string(c) + "] = " + std::to_string(chunk_first[c]) +
+                           ": must be " + std::to_string(want_first) +
+                           " (the chunks must cover the channels in order, without gaps)");
+    if (!(chunk_end[c] > chunk_first[c]))
+      throw InvalidOptions("RowFilter.chunk_end[" + std::to_string(c) + "] = " + std::to_string(chunk_end[c]) +
+                           ": must be > chunk_first = " + std::to_string(chunk_first[c]));
+  }
+  if (chunk_end.back() != nl)
+    throw InvalidOptions("RowFilter.chunk_end[" + std::to_string(nc - 1) + "] = " + std::to_string(chunk_end.back()) +
+                         ": the chunks must end at the cube's " + std::to_string(nl) + " channels");
+  if (!columns_needed.empty() && columns_needed.size() != static_cast<std::size_t>(nx))
+    throw InvalidOptions("RowFilter.columns_needed: " + std::to_string(columns_needed.size()) + " flags, the grid has " +
+                         std::to_string(nx) + " columns (empty = all)");
+  if (!rows_needed.empty() && rows_needed.size() != static_cast<std::size_t>(ny))
+    throw InvalidOptions("RowFilter.rows_needed: " + std::to_string(rows_needed.size()) + " flags, the grid has " +
+                         std::to_string(ny) + " rows (empty = all)");
 }
 
 SpatialGrid render_spatial_grid(const RenderOptions& o) {
@@ -792,6 +1052,8 @@ struct RenderWorkspace::Impl {
   bool kin_valid = false;
   std::vector<double> kin_r, kin_ar, kin_sig;
   std::vector<unsigned> kin_mask;
+  // Per-thread row buffers of the fused row filter (kept between calls: no allocation).
+  std::vector<std::vector<double>> row_bufs;
   Stats stats;
   void clear() {
     table.reset();
@@ -826,10 +1088,31 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
   return render_into(model, options, cube, ws);
 }
 
+struct RenderAccess {
+  static RenderWorkspace::Impl& impl(RenderWorkspace& w) {
+    if (!w.impl_) w.impl_ = std::make_unique<RenderWorkspace::Impl>();
+    return *w.impl_;
+  }
+};
+
+namespace {
+RenderSummary render_core(const GalaxyModel& model, const RenderOptions& options, Cube& cube,
+                          RenderWorkspace::Impl& ws, const RowFilter* filter, std::vector<int>* ranges);
+}  // namespace
+
 RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options, Cube& cube,
                           RenderWorkspace& workspace) {
-  if (!workspace.impl_) workspace.impl_ = std::make_unique<RenderWorkspace::Impl>();
-  RenderWorkspace::Impl& ws = *workspace.impl_;
+  return render_core(model, options, cube, RenderAccess::impl(workspace), nullptr, nullptr);
+}
+
+RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options, Cube& out,
+                          RenderWorkspace& workspace, const RowFilter& filter, std::vector<int>* ranges) {
+  return render_core(model, options, out, RenderAccess::impl(workspace), &filter, ranges);
+}
+
+namespace {
+RenderSummary render_core(const GalaxyModel& model, const RenderOptions& options, Cube& cube,
+                          RenderWorkspace::Impl& ws, const RowFilter* filter, std::vector<int>* ranges) {
   ++ws.stats.calls;
   options.validate();
   const SpatialGrid sg = render_spatial_grid(options);
@@ -846,6 +1129,7 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
   const int nx = sg.nx, ny = sg.ny;
   const double pix = sg.pixel_arcsec, area = sg.pixel_area_arcsec2(), inv_area = 1.0 / area;
   const std::size_t nl = cube.nl();
+  if (filter) filter->validate(nx, ny, nl);
 
   RenderSummary s;
   s.window_half_width_kms = hw;
@@ -1017,14 +1301,44 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
 
   // Each pixel's spectrum is built in a per-thread buffer (in L1) and then written to the cube
   // once, with non-temporal stores (stream_spectrum): the cube (tens of MB) is not read back.
+  // With a row filter, the whole row is built in a per-thread row buffer (in L2), filtered there
+  // and only the filter's outputs are written.
 #if defined(__x86_64__) || defined(__i386__)
   const bool v512 = cdf_rows().avx512();
   const double* const cdf_pairs = cdf_rows().pairs();
 #endif
+  const std::size_t row_len = static_cast<std::size_t>(nx) * nl;
+#if SLITSTEP_HAS_AVX512_KERNELS
+  const bool z512 = __builtin_cpu_supports("avx512f");
+#endif
+  int fhmax = 0;
+  const char* fcols = nullptr;
+  const char* frows = nullptr;
+  if (filter) {
+    for (const auto& v : filter->taps) fhmax = std::max(fhmax, static_cast<int>(v.size() / 2));
+    if (!filter->columns_needed.empty()) fcols = filter->columns_needed.data();
+    if (!filter->rows_needed.empty()) frows = filter->rows_needed.data();
+    if (ws.row_bufs.size() < static_cast<std::size_t>(nthreads)) ws.row_bufs.resize(static_cast<std::size_t>(nthreads));
+    if (ranges) ranges->resize(2 * sg.size());
+  }
 #pragma omp parallel num_threads(nthreads)
   {
   std::vector<double> spec_buf(nl + 8);
   double* const spec = spec_buf.data() + (8 - (reinterpret_cast<std::uintptr_t>(spec_buf.data()) / 8) % 8) % 8;
+  // the row buffer (64-byte aligned), the row's nonzero ranges, the filter's output ranges, taps
+  double* row = nullptr;
+  std::vector<int> rfirst, rlast, ofirst, olast;
+  std::vector<Tap> ftaps;
+  if (filter) {
+    std::vector<double>& rb = ws.row_bufs[static_cast<std::size_t>(omp_get_thread_num())];
+    if (rb.size() < row_len + 8) rb.resize(row_len + 8);
+    row = rb.data() + (8 - (reinterpret_cast<std::uintptr_t>(rb.data()) / 8) % 8) % 8;
+    rfirst.resize(nx);
+    rlast.resize(nx);
+    ofirst.resize(nx);
+    olast.resize(nx);
+    ftaps.resize(static_cast<std::size_t>(2 * fhmax + 1));
+  }
   // The row's disk kinematics and line profiles, prepared for every pixel before any spectrum is
   // built (independent pixels: their divisions, roots and atan overlap in the CPU). Per pixel:
   // n_amp[i] lines with their amplitudes (line index, amp) in line order, of which n_prof[i]
@@ -1065,7 +1379,8 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
         const double lc = ln.lambda_sys_um * dop;
         Profile& pr = prof[base + n_prof[i]];
         bool ok = true;
-        if (prepare_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig, pr, ok)) {
+        double* const sp = row ? row + static_cast<std::size_t>(i) * nl : spec;
+        if (prepare_line(sp, windows[ln.window], lc, lc * sig_rel, amp, nsig, pr, ok)) {
           prof_ok[base + n_prof[i]] = ok;
           if (!(pr.nch + 1 <= kProfileBuf)) fits[i] = 0;
           ++n_prof[i];
@@ -1076,15 +1391,16 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
     }
     for (int i = 0; i < nx; ++i) {
       const std::size_t q = static_cast<std::size_t>(j) * nx + i;
+      double* const sp = row ? row + static_cast<std::size_t>(i) * nl : spec;
       if (has_cont) {
         const double w = cont_map[q] * inv_area;
 #if defined(__x86_64__)
-        if (v512) scale_avx512(cont_shape.data(), w, nl, spec);
+        if (v512) scale_avx512(cont_shape.data(), w, nl, sp);
         else
 #endif
-          for (std::size_t k = 0; k < nl; ++k) spec[k] = w * cont_shape[k];
+          for (std::size_t k = 0; k < nl; ++k) sp[k] = w * cont_shape[k];
       } else {
-        std::fill(spec, spec + nl, 0.0);
+        std::fill(sp, sp + nl, 0.0);
       }
       // Disk lines: the flux sums in line order, then the profiles in line order (with AVX-512
       // all CDF passes before the additions, so that they overlap): the same sums as add_line.
@@ -1113,10 +1429,11 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
           if (ln.window < 0) continue;
           const double amp = sbg * (*g.ratios)[li(ln.id)];
           const double lc = ln.lambda_sys_um * dop;
-          if (!add_line(spec, windows[ln.window], lc, lc * sig_rel, amp, nsig)) ++trunc;
+          if (!add_line(sp, windows[ln.window], lc, lc * sig_rel, amp, nsig)) ++trunc;
           rf[li(ln.id)] += amp * area;
         }
       }
+      if (row) continue;  // filtered below
 #if defined(__x86_64__)
       if (v512 && reinterpret_cast<std::uintptr_t>(cube.sci.data()) % 8 == 0) stream_avx512(spec, nl, cube.sci.data() + q * nl);
       else
@@ -1124,6 +1441,53 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
         stream_spectrum(spec, nl, cube.sci.data() + q * nl);
     }
     row_trunc[j] = trunc;
+    if (row) {
+      const std::size_t q0 = static_cast<std::size_t>(j) * nx;
+      if (frows && !frows[j]) {
+        std::fill(ofirst.begin(), ofirst.end(), static_cast<int>(nl));
+        std::fill(olast.begin(), olast.end(), -1);
+      } else {
+        // every source spectrum's nonzero range (as apply_separable scans its input), then the
+        // filter straight into the output row
+        const long nll = static_cast<long>(nl);
+        for (int i = 0; i < nx; ++i) {
+          const double* sv = row + static_cast<std::size_t>(i) * nl;
+          long a = 0, b = nll - 1;
+          while (a < nll && sv[a] == 0.0) ++a;
+          while (b >= a && sv[b] == 0.0) --b;
+          rfirst[i] = static_cast<int>(a);
+          rlast[i] = static_cast<int>(b);
+        }
+        // each needed output built in the L1 buffer `spec`, then written once (non-temporal: the
+        // output cube is not read back through the caches); the others are left unchanged
+        for (int i = 0; i < nx; ++i) {
+          if (fcols && !fcols[i]) {
+            ofirst[i] = static_cast<int>(nl);
+            olast[i] = -1;
+            continue;
+          }
+#if SLITSTEP_HAS_AVX512_KERNELS
+          if (z512)
+            filter_pixel_avx512(row, rfirst.data(), rlast.data(), nx, i, nl, *filter, fhmax, spec, ofirst[i], olast[i],
+                                ftaps.data());
+          else
+#endif
+            filter_pixel(row, rfirst.data(), rlast.data(), nx, i, nl, *filter, fhmax, spec, ofirst[i], olast[i],
+                         ftaps.data());
+          double* const dst = cube.sci.data() + (q0 + i) * nl;
+#if defined(__x86_64__)
+          if (v512 && reinterpret_cast<std::uintptr_t>(cube.sci.data()) % 8 == 0) stream_avx512(spec, nl, dst);
+          else
+#endif
+            stream_spectrum(spec, nl, dst);
+        }
+      }
+      if (ranges)
+        for (int i = 0; i < nx; ++i) {
+          (*ranges)[2 * (q0 + i)] = ofirst[i];
+          (*ranges)[2 * (q0 + i) + 1] = olast[i];
+        }
+    }
   }
   stream_fence();
   }
@@ -1160,5 +1524,6 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
   if (!msg.empty()) s.status = Status::Error(StatusCode::kOutOfRange, msg);
   return s;
 }
+}  // namespace
 
 }  // namespace slitstep

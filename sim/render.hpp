@@ -114,7 +114,8 @@ RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options
 /// sequence of calls (tests/test_render.cpp). One workspace per thread of the caller (it is
 /// mutated); it may be used with different options/grids (a mismatch just recomputes).
 /// Memory: (6.5 + number of lines) doubles per fine pixel (0.6 MB at 0.04", 2.5 MB at 0.02" for
-/// three lines). Failure modes are those of render_into(); after an exception the workspace is
+/// three lines); with a RowFilter also one row buffer of nx * nl doubles per render thread
+/// (236 KB for 132 x 224). Failure modes are those of render_into(); after an exception the workspace is
 /// left empty (the next call recomputes everything).
 class RenderWorkspace {
  public:
@@ -139,12 +140,49 @@ class RenderWorkspace {
 
  private:
   std::unique_ptr<Impl> impl_;
-  friend RenderSummary render_into(const GalaxyModel&, const RenderOptions&, Cube&, RenderWorkspace&);
+  friend struct RenderAccess;
 };
 
 /// render_into() with a workspace: the same cube and summary bit for bit, faster when
 /// consecutive models share their light geometry and chemistry (see RenderWorkspace).
 RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options, Cube& cube,
                           RenderWorkspace& workspace);
+
+/// A 1-D filter along x (the dispersion axis) applied to every rendered sky row before anything
+/// is written (render_into below; e.g. the x factor of a separable Gaussian PSF, for a fitter that
+/// folds the y factor elsewhere). For output pixel (i, j) and channel k:
+///   out(i, j, k) = sum over d = -H .. H, 0 <= i - d < nx, of taps[c][d + H] * in(i - d, j, k),
+/// c = the chunk with chunk_first[c] <= k < chunk_end[c], H = taps[c].size() / 2, `in` the
+/// rendered sky (render_into without a filter). The terms are added in increasing d starting
+/// from +0.0, as separate products and sums (no fused multiply-add), skipping the all-zero ends
+/// of every source spectrum: the same bits as PsfConvolver::apply_separable(..., y_pass = false)
+/// with the same taps, chunks and masks (instruments/psf.hpp), on every instruction set.
+struct RowFilter {
+  std::vector<std::vector<double>> taps;  // per chunk: an odd number of finite weights (dimensionless)
+  std::vector<std::size_t> chunk_first;   // per chunk: first channel; chunk 0 starts at 0
+  std::vector<std::size_t> chunk_end;     // per chunk: one past its last channel; = the next
+                                          // chunk's first, the last one = the number of channels
+  std::vector<char> columns_needed;       // nx flags: outputs computed only in these columns; empty = all
+  std::vector<char> rows_needed;          // ny flags: ... and these rows; empty = all
+  /// Throws InvalidOptions "RowFilter.<field>...: rule" for `nx` x `ny` pixels and `nl` channels.
+  void validate(int nx, int ny, std::size_t nl) const;
+};
+
+/// render_into() fused with a RowFilter: each sky row is rendered into a per-thread row buffer
+/// (nx * nl doubles, 236 KB for the fitter's 132 x 224; it stays in L2), filtered there, and only
+/// the filtered outputs at (needed column, needed row) are written to `out` (cube grids as for
+/// render_into; other values of out.sci are LEFT UNCHANGED). The unfiltered cube is never
+/// written. The summary is the one render_into returns, bit for bit; the outputs are bit for bit
+/// render_into followed by PsfConvolver::apply_separable(sky, out, scratch, threads,
+/// truncate_sigma, columns_needed, rows_needed, /*y_pass=*/false, ranges) whose factors and
+/// chunks equal the filter's (tests/test_render.cpp), for any thread count.
+/// `ranges` (optional): resized to 2 nx ny; for every output pixel q = j nx + i, [2q] = first
+/// and [2q+1] = last channel of a conservative nonzero range (every channel outside it is exactly
+/// 0 in `out`): the union of the nonzero ranges of the row's sources within the largest
+/// half-width of all chunks; first > last: all zero, or not computed (masked out) — the
+/// convention of apply_separable's `ranges`.
+/// Failure: as render_into, plus RowFilter::validate.
+RenderSummary render_into(const GalaxyModel& model, const RenderOptions& options, Cube& out,
+                          RenderWorkspace& workspace, const RowFilter& filter, std::vector<int>* ranges);
 
 }  // namespace slitstep
