@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/conv1d.hpp"
 #include "core/normal_cdf.hpp"
 #include "core/simd.hpp"
 #include "core/units.hpp"
@@ -677,86 +678,15 @@ std::vector<LineId> selected_lines(const RenderOptions& o) {
 
 // ------------------------------------------------------------------------------------------
 // The row filter (RowFilter): the kernels of PsfConvolver::apply_separable's x pass
-// (instruments/psf.cpp pass_line, conv_block, conv_range), on one rendered row held in a
-// per-thread buffer. The same taps, block sizes, tap order and operations, hence the same bits.
+// (instruments/psf.cpp pass_line; the shared kernels of core/conv1d.hpp), on one rendered row
+// held in a per-thread buffer. The same taps, block sizes, tap order and operations, hence the
+// same bits.
 // ------------------------------------------------------------------------------------------
 
-// A tap of one output spectrum in one chunk: weight, source spectrum and the channels [a, b] it
-// adds to (its source's nonzero range cut to the chunk; the source is never read outside it).
-struct Tap {
-  const double* src;
-  double w;
-  int a, b;
-};
-
-// Register-blocked sums over W consecutive channels k0 .. k0 + W - 1, written to o[k0 ..] once,
-// the taps added in increasing d order. Bit-identical to adding w * src[k] into a zeroed o tap by
-// tap over each tap's [a, b]: a tap covering part of the block adds w * (+0.0) outside [a, b],
-// which changes no sum (every sum starts at +0.0 and round-to-nearest never makes it -0.0).
-// Separate multiplies and adds (no FMA). Recomputing a channel (overlapping blocks) gives the
-// same value.
-typedef double V4 __attribute__((vector_size(32)));
-
-template <int W>
-inline __attribute__((always_inline)) void conv_block(const Tap* t, const Tap* te, int k0, double* __restrict o) {
-  static_assert(W % 4 == 0);
-  constexpr int NV = W / 4;
-  const int k1 = k0 + W - 1;
-  V4 acc[NV];
-#pragma GCC unroll 4
-  for (int q = 0; q < NV; ++q) acc[q] = V4{0.0, 0.0, 0.0, 0.0};
-  for (; t != te; ++t) {
-    const double w = t->w;
-    const double* __restrict s = t->src + k0;
-    if (t->a <= k0 && k1 <= t->b) {
-#pragma GCC unroll 4
-      for (int q = 0; q < NV; ++q) {
-        V4 x;
-        std::memcpy(&x, s + 4 * q, sizeof x);
-        acc[q] += w * x;
-      }
-    } else if (t->a <= k1 && k0 <= t->b) {
-      const int a = t->a - k0, b = t->b - k0;
-      double v[W];
-      for (int j = 0; j < W; ++j) v[j] = (j >= a && j <= b) ? s[j] : 0.0;
-#pragma GCC unroll 4
-      for (int q = 0; q < NV; ++q) {
-        V4 x;
-        std::memcpy(&x, v + 4 * q, sizeof x);
-        acc[q] += w * x;
-      }
-    }
-  }
-#pragma GCC unroll 4
-  for (int q = 0; q < NV; ++q) std::memcpy(o + k0 + 4 * q, &acc[q], sizeof acc[q]);
-}
-
-// One channel k: the taps whose [a, b] holds k, in order.
-inline __attribute__((always_inline)) void conv_one(const Tap* t, const Tap* te, int k, double* __restrict o) {
-  double acc = 0.0;
-  for (; t != te; ++t)
-    if (t->a <= k && k <= t->b) acc += t->w * t->src[k];
-  o[k] = acc;
-}
-
-// Channels ka .. kb: blocks of 16 (the last one moved back to end at kb), shorter ranges in
-// blocks of 8 or 4 the same way, fewer than 4 channels one by one.
-inline __attribute__((always_inline)) void conv_range(const Tap* t, const Tap* te, int ka, int kb, double* __restrict o) {
-  const int len = kb - ka + 1;
-  if (len >= 16) {
-    int k0 = ka;
-    for (; k0 + 15 <= kb; k0 += 16) conv_block<16>(t, te, k0, o);
-    if (k0 <= kb) conv_block<16>(t, te, kb - 15, o);
-  } else if (len >= 8) {
-    conv_block<8>(t, te, ka, o);
-    if (len > 8) conv_block<8>(t, te, kb - 7, o);
-  } else if (len >= 4) {
-    conv_block<4>(t, te, ka, o);
-    if (len > 4) conv_block<4>(t, te, kb - 3, o);
-  } else {
-    for (int k = ka; k <= kb; ++k) conv_one(t, te, k, o);
-  }
-}
+using conv1d::conv_block;
+using conv1d::conv_one;
+using conv1d::conv_range;
+using conv1d::Tap;
 
 #if SLITSTEP_HAS_AVX512_KERNELS
 // The same blocks eight channels per vector (AVX-512F, no contraction): every channel's sum adds
