@@ -7,7 +7,10 @@
 // clone (core/simd.hpp SLITSTEP_SIMD_CLONES). Units: none (any spectra of doubles). The caller
 // guarantees that every tap's [a, b] lies inside its source spectrum and that `o` holds the
 // output channels; nothing is checked here (hot loops). Never throws.
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <vector>
 
 namespace slitstep::conv1d {
 
@@ -90,6 +93,49 @@ inline __attribute__((always_inline)) void conv_range(const Tap* t, const Tap* t
   } else {
     for (int k = ka; k <= kb; ++k) conv_one(t, te, k, o);
   }
+}
+
+// The per-output steps of a direct 1-D pass along a line of n spectra (nl channels each) whose
+// spectrum s sits at in + (base + s * stride) * nl with nonzero range [first, last] at index
+// base + s * stride. Instruction-set independent (they add nothing up), so every ISA variant of
+// a pass calls the same code.
+//
+// begin_output: output i's range [lo, hi] = the union of the ranges of its sources within hmax
+// (the largest half-width of all chunks), o zero-filled over all nl channels; false when empty.
+inline __attribute__((always_inline)) bool begin_output(const int* first, const int* last, std::size_t base,
+                                                        std::size_t stride, int n, int i, int hmax, std::size_t nl,
+                                                        double* o, int& lo, int& hi) {
+  lo = static_cast<int>(nl);
+  hi = -1;
+  for (int d = -hmax; d <= hmax; ++d) {
+    const int s = i - d;
+    if (s < 0 || s >= n) continue;
+    const std::size_t ps = base + static_cast<std::size_t>(s) * stride;
+    lo = std::min(lo, first[ps]);
+    hi = std::max(hi, last[ps]);
+  }
+  std::fill(o, o + nl, 0.0);
+  return hi >= lo;
+}
+
+// chunk_taps: output i's taps h (odd length, one chunk) over channels [ka, kb], in increasing d
+// (the order every sum adds its terms in): sources inside the line whose range meets [ka, kb].
+// Writes them from `taps` on (room for h.size()) and returns the end of the list.
+inline __attribute__((always_inline)) Tap* chunk_taps(const double* in, const int* first, const int* last,
+                                                      std::size_t base, std::size_t stride, int n, int i,
+                                                      std::size_t nl, const std::vector<double>& h, int ka, int kb,
+                                                      Tap* taps) {
+  const int half = static_cast<int>(h.size() / 2);
+  Tap* te = taps;
+  for (int d = -half; d <= half; ++d) {
+    const int s = i - d;
+    if (s < 0 || s >= n) continue;
+    const std::size_t ps = base + static_cast<std::size_t>(s) * stride;
+    const int a = std::max(ka, first[ps]), b = std::min(kb, last[ps]);
+    if (b < a) continue;
+    *te++ = Tap{in + ps * nl, h[static_cast<std::size_t>(d + half)], a, b};
+  }
+  return te;
 }
 
 }  // namespace slitstep::conv1d

@@ -388,33 +388,16 @@ void pass_line(const Line1D& L, std::size_t base, std::size_t stride, int n, con
       for (std::size_t k = 0; k < nl; k += 8) __builtin_prefetch(on + k, 1, 3);
     }
     double* __restrict o = L.out + po * nl;
-    int lo = static_cast<int>(nl), hi = -1;
-    for (int d = -hmax; d <= hmax; ++d) {
-      const int s = i - d;
-      if (s < 0 || s >= n) continue;
-      const std::size_t ps = base + static_cast<std::size_t>(s) * stride;
-      lo = std::min(lo, L.first[ps]);
-      hi = std::max(hi, L.last[ps]);
-    }
-    std::fill(o, o + nl, 0.0);
+    int lo, hi;
+    const bool any = conv1d::begin_output(L.first, L.last, base, stride, n, i, hmax, nl, o, lo, hi);
     L.ofirst[po] = lo;
     L.olast[po] = hi;
-    if (hi < lo) continue;
+    if (!any) continue;
     for (std::size_t c = 0; c < h.size(); ++c) {
       const int ka = std::max(lo, static_cast<int>(ch_first[c])), kb = std::min(hi, static_cast<int>(ch_end[c]) - 1);
       if (kb < ka) continue;
-      const int half = static_cast<int>(h[c].size() / 2);
-      Tap* te = taps.data();
-      for (int d = -half; d <= half; ++d) {  // increasing d: the order every sum adds its terms in
-        const int s = i - d;
-        if (s < 0 || s >= n) continue;
-        const std::size_t ps = base + static_cast<std::size_t>(s) * stride;
-        const int a = std::max(ka, L.first[ps]), b = std::min(kb, L.last[ps]);
-        if (b < a) continue;
-        *te++ = Tap{L.in + ps * nl, h[c][static_cast<std::size_t>(d + half)], a, b};
-      }
-      if (te == taps.data()) continue;
-      conv_range(taps.data(), te, ka, kb, o);
+      Tap* te = conv1d::chunk_taps(L.in, L.first, L.last, base, stride, n, i, nl, h[c], ka, kb, taps.data());
+      if (te != taps.data()) conv_range(taps.data(), te, ka, kb, o);
     }
   }
 }

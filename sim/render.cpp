@@ -756,33 +756,16 @@ SLITSTEP_SIMD_CLONES
 void filter_pixel(const double* in, const int* first, const int* last, int n, int i, std::size_t nl,
                   const RowFilter& f, int hmax, double* __restrict o, int& ofirst, int& olast, Tap* taps) {
   const auto& h = f.taps;
-  {
-    int lo = static_cast<int>(nl), hi = -1;
-    for (int d = -hmax; d <= hmax; ++d) {
-      const int s = i - d;
-      if (s < 0 || s >= n) continue;
-      lo = std::min(lo, first[s]);
-      hi = std::max(hi, last[s]);
-    }
-    std::fill(o, o + nl, 0.0);
-    ofirst = lo;
-    olast = hi;
-    if (hi < lo) return;
-    for (std::size_t c = 0; c < h.size(); ++c) {
-      const int ka = std::max(lo, static_cast<int>(f.chunk_first[c])), kb = std::min(hi, static_cast<int>(f.chunk_end[c]) - 1);
-      if (kb < ka) continue;
-      const int half = static_cast<int>(h[c].size() / 2);
-      Tap* te = taps;
-      for (int d = -half; d <= half; ++d) {  // increasing d: the order every sum adds its terms in
-        const int s = i - d;
-        if (s < 0 || s >= n) continue;
-        const int a = std::max(ka, first[s]), b = std::min(kb, last[s]);
-        if (b < a) continue;
-        *te++ = Tap{in + static_cast<std::size_t>(s) * nl, h[c][static_cast<std::size_t>(d + half)], a, b};
-      }
-      if (te == taps) continue;
-      conv_range(taps, te, ka, kb, o);
-    }
+  int lo, hi;
+  const bool any = conv1d::begin_output(first, last, 0, 1, n, i, hmax, nl, o, lo, hi);
+  ofirst = lo;
+  olast = hi;
+  if (!any) return;
+  for (std::size_t c = 0; c < h.size(); ++c) {
+    const int ka = std::max(lo, static_cast<int>(f.chunk_first[c])), kb = std::min(hi, static_cast<int>(f.chunk_end[c]) - 1);
+    if (kb < ka) continue;
+    Tap* te = conv1d::chunk_taps(in, first, last, 0, 1, n, i, nl, h[c], ka, kb, taps);
+    if (te != taps) conv_range(taps, te, ka, kb, o);
   }
 }
 
@@ -793,33 +776,16 @@ SLITSTEP_AVX512_KERNEL void filter_pixel_avx512(const double* in, const int* fir
                                                 std::size_t nl, const RowFilter& f, int hmax, double* __restrict o,
                                                 int& ofirst, int& olast, Tap* taps) {
   const auto& h = f.taps;
-  {
-    int lo = static_cast<int>(nl), hi = -1;
-    for (int d = -hmax; d <= hmax; ++d) {
-      const int s = i - d;
-      if (s < 0 || s >= n) continue;
-      lo = std::min(lo, first[s]);
-      hi = std::max(hi, last[s]);
-    }
-    std::fill(o, o + nl, 0.0);
-    ofirst = lo;
-    olast = hi;
-    if (hi < lo) return;
-    for (std::size_t c = 0; c < h.size(); ++c) {
-      const int ka = std::max(lo, static_cast<int>(f.chunk_first[c])), kb = std::min(hi, static_cast<int>(f.chunk_end[c]) - 1);
-      if (kb < ka) continue;
-      const int half = static_cast<int>(h[c].size() / 2);
-      Tap* te = taps;
-      for (int d = -half; d <= half; ++d) {  // increasing d: the order every sum adds its terms in
-        const int s = i - d;
-        if (s < 0 || s >= n) continue;
-        const int a = std::max(ka, first[s]), b = std::min(kb, last[s]);
-        if (b < a) continue;
-        *te++ = Tap{in + static_cast<std::size_t>(s) * nl, h[c][static_cast<std::size_t>(d + half)], a, b};
-      }
-      if (te == taps) continue;
-      conv_range_z(taps, te, ka, kb, o);
-    }
+  int lo, hi;
+  const bool any = conv1d::begin_output(first, last, 0, 1, n, i, hmax, nl, o, lo, hi);
+  ofirst = lo;
+  olast = hi;
+  if (!any) return;
+  for (std::size_t c = 0; c < h.size(); ++c) {
+    const int ka = std::max(lo, static_cast<int>(f.chunk_first[c])), kb = std::min(hi, static_cast<int>(f.chunk_end[c]) - 1);
+    if (kb < ka) continue;
+    Tap* te = conv1d::chunk_taps(in, first, last, 0, 1, n, i, nl, h[c], ka, kb, taps);
+    if (te != taps) conv_range_z(taps, te, ka, kb, o);
   }
 }
 #endif
