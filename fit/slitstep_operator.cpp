@@ -71,6 +71,9 @@ void SlitstepOperatorOptions::validate() const {
   if (render_pixel_arcsec && !(*render_pixel_arcsec > 0.0 && *render_pixel_arcsec <= 0.1))
     throw InvalidOptions("SlitstepOperatorOptions.render_pixel_arcsec = " + format_value(*render_pixel_arcsec) +
                          ": must be in (0, 0.1] arcsec");
+  if (!(render_channel_kms == 0.0 || (render_channel_kms >= 1.0 && render_channel_kms <= 100.0)))
+    throw InvalidOptions("SlitstepOperatorOptions.render_channel_kms = " + format_value(render_channel_kms) +
+                         ": must be 0 (the configuration's channels) or in [1, 100] km/s");
   if (edge_margin_columns < 0 || edge_margin_columns > 200)
     throw InvalidOptions("SlitstepOperatorOptions.edge_margin_columns = " + std::to_string(edge_margin_columns) +
                          ": must be in [0, 200]");
@@ -91,6 +94,7 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
     render_.fov_x_arcsec = std::max(render_.fov_x_arcsec, f.x_arcsec);
     render_.fov_y_arcsec = std::max(render_.fov_y_arcsec, f.y_arcsec);
   }
+  render_.channel_kms = std::max(render_.channel_kms, options_.render_channel_kms);
   const GalaxyModel base(config_.scene.galaxy, Cosmology(config_.scene.cosmology));
   if (options_.window_half_width_kms) {
     render_.window_half_width_kms = *options_.window_half_width_kms;
@@ -108,6 +112,8 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
   sky_spectral_ = render_wavelength_grid(base, render_);
   NirspecNumerics numerics;
   numerics.support_sigma = options_.support_sigma;
+  if (options_.match_channel_moments && render_.channel_kms != config_.scene.render.channel_kms)
+    numerics.channel_reference_fraction = config_.scene.render.channel_kms / render_.channel_kms;  // in (0, 1)
   instrument_ = std::make_unique<NirspecInstrument>(config_.instrument, sky_spatial_, sky_spectral_, numerics);
 
   // Detector columns: live, and +- edge_margin_columns inside one render window.
@@ -197,6 +203,14 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
 }
 
 SlitstepOperator::~SlitstepOperator() = default;
+
+RenderOptions SlitstepOperator::data_render_options() const {
+  RenderOptions r = config_.scene.render;
+  r.window_half_width_kms = render_.window_half_width_kms;
+  r.lines = render_.lines;
+  r.continuum_windows = render_.continuum_windows;
+  return r;
+}
 
 std::unique_ptr<ModelOperator::Workspace> SlitstepOperator::make_workspace() const {
   auto w = std::make_unique<Ws>();

@@ -153,6 +153,9 @@ NirspecConfig read_nirspec_config(const Section& root) {
 void NirspecNumerics::validate() const {
   if (!(support_sigma >= 5.0 && support_sigma <= 12.0))
     throw InvalidOptions("NirspecNumerics.support_sigma = " + format_value(support_sigma) + ": must be in [5, 12]");
+  if (!(channel_reference_fraction > 0.0 && channel_reference_fraction <= 2.0))
+    throw InvalidOptions("NirspecNumerics.channel_reference_fraction = " + format_value(channel_reference_fraction) +
+                         ": must be in (0, 2]");
 }
 
 NirspecInstrument::NirspecInstrument(const NirspecConfig& config, const SpatialGrid& sky_spatial,
@@ -257,10 +260,19 @@ void NirspecInstrument::build_chunks() {
   for (std::size_t k = 0; k < nl; ++k) {
     const double l = spectral_.wavelength_um(k);
     u_of_channel_[k] = disperser_->u_of_lambda(l);
-    // the channel is a box in wavelength: its u width adds (in second moment) to K
+    // the channel is a box in wavelength: its u width adds (in second moment) to K; with a
+    // reference fraction f != 1 the box term matches the effective width of channels f times as
+    // wide (NirspecNumerics::channel_reference_fraction)
     const double du = spectral_.width_um(k) / disperser_->dlds_um_per_px(l);
     const double sk = disperser_->kernel_sigma_px(l);
-    sigma_u_[k] = std::sqrt(sk * sk + du * du / 12.0);
+    const double f = numerics_.channel_reference_fraction;
+    const double var = sk * sk + du * du * (2.0 * f * f - 1.0) / 12.0;
+    if (!(var > 0.0))
+      throw InvalidOptions("NirspecNumerics.channel_reference_fraction = " + format_value(f) + ": channel " +
+                           std::to_string(k) + " (" + format_value(l) + " um) is " + format_value(du) +
+                           " columns wide, too wide for an LSF of sigma " + format_value(sk) +
+                           " columns at this fraction (the matched width would not be positive)");
+    sigma_u_[k] = std::sqrt(var);
   }
   // uniform-source row profile (cross-dispersion kernel at 1.4 um)
   const auto& sl = config_.slitlet;

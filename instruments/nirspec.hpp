@@ -78,6 +78,17 @@ struct NirspecNumerics {
   // cross-dispersion row profiles. 10 (default, the simulator) drops tails < 1e-23 of a profile;
   // 6 drops < 1e-9 and makes observe ~1.5x faster (the fitter's choice, docs/fit.md). [5, 12]
   double support_sigma = 10.0;
+  // Second-moment (Sheppard) matching of the sky's channel sampling. Channel k of the sky holds
+  // the flux integral over its width and is modelled as a box of flux: its response is the LSF
+  // (sigma K) widened in second moment by the box, du^2/12 (du = the channel width in detector
+  // columns). Placing each channel's flux at its centre adds another du^2/12 for a line that is
+  // smooth on the channel scale (Sheppard's correction), so the model's effective line width is
+  // K^2 + du^2/6. A sky rendered on channels 1/f times wider than a reference grid (f = reference
+  // width / this width) gets the reference's effective width to second order when the box term
+  // is du^2 (2 f^2 - 1) / 12 instead: the residual is a fourth-moment term. 1 (default) = the box
+  // of the channel itself (the simulator). (0, 2]; a channel whose K^2 + box would not be
+  // positive is refused at construction (InvalidOptions naming this field).
+  double channel_reference_fraction = 1.0;
   void validate() const;  // throws InvalidOptions naming field, value and rule
 };
 

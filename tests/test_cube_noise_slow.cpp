@@ -74,7 +74,7 @@ TEST(CubeNoiseSlow, CorrelatedLikelihoodGivesHonestErrors) {
   const GalaxyParams truth = c.scene.galaxy;
   const std::vector<std::string> free = {"vc_kms", "sigma0_kms", "halpha_flux_cgs", "pa_deg"};
   SimulationConfig sc = c;
-  sc.scene.render = op.render_options();
+  sc.scene.render = op.data_render_options();
   std::vector<std::vector<double>> val[4], err[4], sand(4), sand_ind(4);
   SlitstepOperatorOptions xo;
   xo.space = SlitstepOperatorOptions::Space::kExposure;

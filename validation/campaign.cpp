@@ -47,12 +47,13 @@ FitStatus parse_fit_status(const std::string& s, const std::string& where) {
   throw InputError(where + ": column 'status' = '" + s + "': not a fit status");
 }
 
-// Simulation config of the realisations: the truth rendered on the operator's render options
-// (the same fixed line windows), with the config's continuum windows kept.
+// Simulation config of the realisations: the truth rendered on the simulator's sky (the
+// configuration's pixels and channels) with the operator's fixed line windows, with the config's
+// continuum windows kept.
 SimulationConfig realisation_config(const SimulationConfig& truth, const SlitstepOperator& op) {
   SimulationConfig sc = truth;
   const bool continuum = truth.scene.render.continuum_windows;
-  sc.scene.render = op.render_options();
+  sc.scene.render = op.data_render_options();
   sc.scene.render.continuum_windows = continuum;
   return sc;
 }
