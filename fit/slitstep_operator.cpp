@@ -112,8 +112,7 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
   sky_spectral_ = render_wavelength_grid(base, render_);
   NirspecNumerics numerics;
   numerics.support_sigma = options_.support_sigma;
-  if (options_.match_channel_moments && render_.channel_kms != config_.scene.render.channel_kms)
-    numerics.channel_reference_fraction = config_.scene.render.channel_kms / render_.channel_kms;  // in (0, 1)
+  if (!options_.match_channel_moments) numerics.channel_reference_fraction = 1.0;  // each channel's own box
   instrument_ = std::make_unique<NirspecInstrument>(config_.instrument, sky_spatial_, sky_spectral_, numerics);
 
   // Detector columns: live, and +- edge_margin_columns inside one render window.

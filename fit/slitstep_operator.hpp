@@ -97,18 +97,16 @@ struct SlitstepOperatorOptions {
   // Channel width (km/s at each window's centre) of the model's sky cube: the model renders on
   // max(this, the configuration's [render] channel_kms) (0 = the configuration's channels, the
   // simulator's sky). Default 30: half the channels of the default 15 km/s sky, so render, PSF and
-  // observe cost about half. With match_channel_moments the instrument's channel boxes are
-  // narrowed so that the model's effective line width (LSF + channel box + Sheppard's du^2/12 of
-  // binned flux placed at channel centres) equals that of the configuration's channels
-  // (NirspecNumerics::channel_reference_fraction): the two differ by a fourth-moment term only. On
-  // the default MSA-3D galaxy at the MSA-3D depth the model is at a chi2 distance of 8.5e-6 from
-  // the simulator's (15 km/s: 2.3e-6) and its noiseless fit within 0.002 CRB of the truth (40
-  // km/s: 8e-5 and 0.007; unmatched 30 km/s: 0.61 and sigma0 -0.73 CRB); bounded in
-  // tests/test_slitstep_operator.cpp. 0 or [1, 100] km/s
+  // observe cost about half. The instrument's channel boxes remove Sheppard's excess
+  // (NirspecNumerics::channel_reference_fraction = 0, as in the simulator), so the model's lines
+  // have the LSF's width to second order on any channel grid and the 30 km/s model differs from
+  // the simulator's 15 km/s one by a fourth-moment term only: on the default MSA-3D galaxy at the
+  // MSA-3D depth a chi2 distance of ~1e-5 and a noiseless fit within 0.002 CRB of the truth;
+  // bounded in tests/test_slitstep_operator.cpp. 0 or [1, 100] km/s
   double render_channel_kms = 30.0;
-  // With channels wider than the configuration's: match the effective line width of the
-  // configuration's channels (true, default) or keep each channel's own box (false: the model's
-  // lines are then broader by (h^2 - h_config^2) / 6 in velocity variance).
+  // false: each channel keeps its own box (NirspecNumerics::channel_reference_fraction = 1), so
+  // the model's lines are broader than the continuous spectrum's by du^2/6 (in velocity variance,
+  // h^2/6 for channels of h km/s) — the model before this option existed; for comparisons only.
   bool match_channel_moments = true;
   void validate() const;                        // throws InvalidOptions naming field, value, rule
 };

@@ -153,9 +153,9 @@ NirspecConfig read_nirspec_config(const Section& root) {
 void NirspecNumerics::validate() const {
   if (!(support_sigma >= 5.0 && support_sigma <= 12.0))
     throw InvalidOptions("NirspecNumerics.support_sigma = " + format_value(support_sigma) + ": must be in [5, 12]");
-  if (!(channel_reference_fraction > 0.0 && channel_reference_fraction <= 2.0))
+  if (!(channel_reference_fraction >= 0.0 && channel_reference_fraction <= 2.0))
     throw InvalidOptions("NirspecNumerics.channel_reference_fraction = " + format_value(channel_reference_fraction) +
-                         ": must be in (0, 2]");
+                         ": must be in [0, 2]");
 }
 
 NirspecInstrument::NirspecInstrument(const NirspecConfig& config, const SpatialGrid& sky_spatial,
@@ -260,9 +260,10 @@ void NirspecInstrument::build_chunks() {
   for (std::size_t k = 0; k < nl; ++k) {
     const double l = spectral_.wavelength_um(k);
     u_of_channel_[k] = disperser_->u_of_lambda(l);
-    // the channel is a box in wavelength: its u width adds (in second moment) to K; with a
-    // reference fraction f != 1 the box term matches the effective width of channels f times as
-    // wide (NirspecNumerics::channel_reference_fraction)
+    // the channel is a box in wavelength: its u width adds (in second moment) to K, and placing
+    // its flux at its centre adds as much again (Sheppard); the box term du^2 (2 f^2 - 1) / 12
+    // gives the effective width of channels f times as wide, f = 0 the continuous spectrum's
+    // (NirspecNumerics::channel_reference_fraction)
     const double du = spectral_.width_um(k) / disperser_->dlds_um_per_px(l);
     const double sk = disperser_->kernel_sigma_px(l);
     const double f = numerics_.channel_reference_fraction;

@@ -81,14 +81,17 @@ struct NirspecNumerics {
   // Second-moment (Sheppard) matching of the sky's channel sampling. Channel k of the sky holds
   // the flux integral over its width and is modelled as a box of flux: its response is the LSF
   // (sigma K) widened in second moment by the box, du^2/12 (du = the channel width in detector
-  // columns). Placing each channel's flux at its centre adds another du^2/12 for a line that is
-  // smooth on the channel scale (Sheppard's correction), so the model's effective line width is
-  // K^2 + du^2/6. A sky rendered on channels 1/f times wider than a reference grid (f = reference
-  // width / this width) gets the reference's effective width to second order when the box term
-  // is du^2 (2 f^2 - 1) / 12 instead: the residual is a fourth-moment term. 1 (default) = the box
-  // of the channel itself (the simulator). (0, 2]; a channel whose K^2 + box would not be
-  // positive is refused at construction (InvalidOptions naming this field).
-  double channel_reference_fraction = 1.0;
+  // columns). Placing each channel's flux at its centre adds another du^2/12 for a line smooth on
+  // the channel scale (Sheppard's correction), so with its own box the model's effective line
+  // variance is K^2 + du^2/6, broader than the continuous spectrum's K^2 (1.1 % in variance for
+  // 15 km/s channels at R ~ 2700). With a reference fraction f the box term is
+  // du^2 (2 f^2 - 1) / 12, so the effective variance is K^2 + (f du)^2 / 6: that of channels f
+  // times as wide. 0 (default) = the continuous spectrum: the box term is -du^2/12 and the model's
+  // lines have the LSF's width to second order whatever the channel width (the residual is a
+  // fourth-moment term; tests/test_nirspec_numerics.cpp). 1 = the channel's own box. [0, 2]; a
+  // channel whose K^2 + box would not be positive is refused at construction (InvalidOptions
+  // naming this field).
+  double channel_reference_fraction = 0.0;
   void validate() const;  // throws InvalidOptions naming field, value and rule
 };
 

@@ -1,8 +1,9 @@
 // Tests of NirspecNumerics::channel_reference_fraction (instruments/nirspec.hpp): the channel box
-// term of the spectral responses, its validation, and the physics it stands for — a sky on
-// channels twice as wide, with the box term matched (f = 1/2), gives a detector line of the same
-// second moment as the reference 15 km/s sky (Sheppard's correction), while the unmatched box is
-// broader by (du_30^2 - du_15^2) / 6 columns^2.
+// term of the spectral responses, its validation, and the physics it stands for. A sky spectrum
+// binned into channels and placed at the channel centres is broader than the continuous one by
+// du^2/12 (Sheppard), and each channel's own box adds du^2/12 more; with the default fraction 0
+// the box term is -du^2/12 and a line observed through the instrument has the continuous
+// spectrum's second moment (LSF + line + pixel boxes) on 15 and 30 km/s channels alike.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -39,7 +40,7 @@ struct Sky {
 TEST(NirspecNumerics, ChannelReferenceFractionValidation) {
   NirspecNumerics n;
   EXPECT_NO_THROW(n.validate());
-  for (double bad : {0.0, -0.5, 2.5, std::nan("")}) {
+  for (double bad : {-0.5, 2.5, std::nan("")}) {
     n.channel_reference_fraction = bad;
     try {
       n.validate();
@@ -48,13 +49,13 @@ TEST(NirspecNumerics, ChannelReferenceFractionValidation) {
       EXPECT_NE(std::string(e.what()).find("channel_reference_fraction"), std::string::npos) << e.what();
     }
   }
-  // a fraction that would make a channel's matched variance negative: 1000 km/s channels are ~18
-  // columns wide, far wider than the ~0.8-column LSF
-  Sky s(1000.0);
-  n.channel_reference_fraction = 0.05;
+  // a fraction that would make a channel's variance negative: 300 km/s channels are ~5.5 columns
+  // wide, far wider than the ~0.85-column LSF
+  Sky s(300.0);
+  n.channel_reference_fraction = 0.0;
   try {
     const NirspecInstrument ins(s.c.instrument, s.spatial(), s.spectral(), n);
-    ADD_FAILURE() << "accepted a negative matched variance";
+    ADD_FAILURE() << "accepted a negative channel variance";
   } catch (const InvalidOptions& e) {
     EXPECT_NE(std::string(e.what()).find("channel_reference_fraction"), std::string::npos) << e.what();
   }
@@ -62,31 +63,53 @@ TEST(NirspecNumerics, ChannelReferenceFractionValidation) {
 
 TEST(NirspecNumerics, BoxTermFollowsTheFraction) {
   Sky s(30.0);
-  NirspecNumerics half;
+  NirspecNumerics half, own;
   half.channel_reference_fraction = 0.5;
-  const NirspecInstrument a(s.c.instrument, s.spatial(), s.spectral());
+  own.channel_reference_fraction = 1.0;
+  const NirspecInstrument a(s.c.instrument, s.spatial(), s.spectral());  // default: 0
   const NirspecInstrument b(s.c.instrument, s.spatial(), s.spectral(), half);
+  const NirspecInstrument c(s.c.instrument, s.spatial(), s.spectral(), own);
   const WavelengthGrid& w = a.sky_spectral();
   for (std::size_t k = 0; k < w.size(); k += 7) {
     const double l = w.wavelength_um(k);
     const double du = w.width_um(k) / a.disperser().dlds_um_per_px(l);
     const double sk = a.disperser().kernel_sigma_px(l);
-    EXPECT_NEAR(a.kernel_sigma_px_for_channel(k) * a.kernel_sigma_px_for_channel(k), sk * sk + du * du / 12.0, 1e-12);
-    EXPECT_NEAR(b.kernel_sigma_px_for_channel(k) * b.kernel_sigma_px_for_channel(k), sk * sk - du * du / 24.0, 1e-12);
+    auto var = [k](const NirspecInstrument& x) { return x.kernel_sigma_px_for_channel(k) * x.kernel_sigma_px_for_channel(k); };
+    EXPECT_NEAR(var(a), sk * sk - du * du / 12.0, 1e-12);
+    EXPECT_NEAR(var(b), sk * sk - du * du / 24.0, 1e-12);
+    EXPECT_NEAR(var(c), sk * sk + du * du / 12.0, 1e-12);
   }
 }
 
-// Detector spectrum (summed over rows and pointings) of one sky pixel holding a Gaussian line
-// (sigma_kms) at the Halpha wavelength, integrated over each channel; its second moment in
-// columns^2 about its centroid.
-double line_variance_columns2(double channel_kms, double fraction, double sigma_kms) {
+// Detector spectrum (summed over rows) of one sky pixel holding a Gaussian line (sigma_kms) at
+// the Halpha wavelength, integrated over each channel, seen by one pointing: its second moment in
+// columns^2 about its centroid, and what the continuous spectrum predicts: the line and the LSF
+// in columns at the line, the pixel's x box inside the shutter ((u_hi - u_lo)^2 / 12) and the
+// detector columns' sampling (1/12).
+struct LineMoments {
+  double variance = 0.0, predicted = 0.0, du = 0.0;  // columns^2, columns^2, channel width (columns)
+};
+
+LineMoments line_moments(double channel_kms, double fraction, double sigma_kms) {
   Sky s(channel_kms);
   NirspecNumerics num;
   num.channel_reference_fraction = fraction;
   const NirspecInstrument ins(s.c.instrument, s.spatial(), s.spectral(), num);
   Cube sky = Cube::zeros(ins.sky_spatial(), ins.sky_spectral(), s.c.scene.sky, false);
   const SpatialGrid& g = ins.sky_spatial();
-  const int i = g.nx / 2, j = g.ny / 2;
+  // a pointing whose shutter holds a sky column fully in x (the first such), and that column
+  int best = -1, i = -1;
+  double box = 0.0;
+  for (int p = 0; p < static_cast<int>(ins.pointings().size()) && best < 0; ++p)
+    for (const auto& co : ins.columns(ins.step_slot(p)))
+      if (best < 0 && co.frac_x == 1.0) {
+        best = p;
+        i = co.i;
+        box = co.u_hi - co.u_lo;
+      }
+  EXPECT_GE(best, 0);
+  if (best < 0) return {};
+  const int j = g.ny / 2;
   const double lc = line(LineId::kHalpha).rest_A / 1e4 * (1.0 + s.c.scene.galaxy.redshift);
   const double sl = lc * sigma_kms / 299792.458;
   const WavelengthGrid& w = ins.sky_spectral();
@@ -98,6 +121,7 @@ double line_variance_columns2(double channel_kms, double fraction, double sigma_
   ObserveOptions oo;
   oo.apply_psf = false;
   oo.threads = 1;
+  oo.pointings = {ins.pointings()[static_cast<std::size_t>(best)].index};
   const std::vector<Exposure> ex = observe(ins, sky, oo);
   std::vector<double> spec(static_cast<std::size_t>(ins.nu()), 0.0);
   for (const Exposure& e : ex)
@@ -105,31 +129,34 @@ double line_variance_columns2(double channel_kms, double fraction, double sigma_
       for (int u = 0; u < e.nu; ++u) spec[static_cast<std::size_t>(u)] += e.sci[e.index(r, u)];
   double s0 = 0.0, s1 = 0.0, s2 = 0.0;
   for (int u = 0; u < ins.nu(); ++u) {
-    const double f = spec[static_cast<std::size_t>(u)];
-    s0 += f;
-    s1 += f * u;
+    s0 += spec[static_cast<std::size_t>(u)];
+    s1 += spec[static_cast<std::size_t>(u)] * u;
   }
   const double mu = s1 / s0;
   for (int u = 0; u < ins.nu(); ++u) s2 += spec[static_cast<std::size_t>(u)] * (u - mu) * (u - mu);
-  return s2 / s0;
+  LineMoments m;
+  m.variance = s2 / s0;
+  const double dlds = ins.disperser().dlds_um_per_px(lc), sk = ins.disperser().kernel_sigma_px(lc);
+  m.predicted = (sl / dlds) * (sl / dlds) + sk * sk + box * box / 12.0 + 1.0 / 12.0;
+  m.du = lc * channel_kms / 299792.458 / dlds;
+  return m;
 }
 
-TEST(NirspecNumerics, MatchedWideChannelsKeepTheLineWidth) {
+TEST(NirspecNumerics, LinesKeepTheContinuousWidthOnAnyChannelGrid) {
   const double sigma_kms = 45.0;  // the default galaxy's sigma0
-  const double v15 = line_variance_columns2(15.0, 1.0, sigma_kms);
-  const double v30m = line_variance_columns2(30.0, 0.5, sigma_kms);
-  const double v30u = line_variance_columns2(30.0, 1.0, sigma_kms);
-  // the two channel widths in columns at Halpha (15 km/s channels: du15; 30 km/s: 2 du15)
-  Sky s(15.0);
-  const NirspecInstrument ins(s.c.instrument, s.spatial(), s.spectral());
-  const double lc = line(LineId::kHalpha).rest_A / 1e4 * (1.0 + s.c.scene.galaxy.redshift);
-  const double du15 = lc * 15.0 / 299792.458 / ins.disperser().dlds_um_per_px(lc);
-  const double expect_unmatched = (4.0 - 1.0) * du15 * du15 / 6.0;
-  std::printf("[ info ] line variance (columns^2): 15 km/s %.6f, 30 km/s matched %.6f (diff %+.2e), unmatched %.6f "
-              "(diff %+.2e, Sheppard + box predict %+.2e)\n",
-              v15, v30m, v30m - v15, v30u, v30u - v15, expect_unmatched);
-  EXPECT_LT(std::abs(v30m - v15), 1e-3 * expect_unmatched);  // 9e-8 columns^2 measured
-  EXPECT_NEAR(v30u - v15, expect_unmatched, 0.05 * expect_unmatched);
+  const LineMoments m15 = line_moments(15.0, 0.0, sigma_kms), m30 = line_moments(30.0, 0.0, sigma_kms);
+  const LineMoments o15 = line_moments(15.0, 1.0, sigma_kms), o30 = line_moments(30.0, 1.0, sigma_kms);
+  std::printf("[ info ] line variance (columns^2), continuous prediction %.6f: 15 km/s %.6f (%+.1e), 30 km/s %.6f "
+              "(%+.1e); channels' own boxes: 15 km/s %+.3e (du^2/6 = %.3e), 30 km/s %+.3e (du^2/6 = %.3e)\n",
+              m15.predicted, m15.variance, m15.variance - m15.predicted, m30.variance, m30.variance - m30.predicted,
+              o15.variance - o15.predicted, o15.du * o15.du / 6.0, o30.variance - o30.predicted, o30.du * o30.du / 6.0);
+  // the default: the continuous spectrum's variance on either grid (fourth-order residuals)
+  EXPECT_NEAR(m15.variance, m15.predicted, 2e-3 * o15.du * o15.du);
+  EXPECT_NEAR(m30.variance, m30.predicted, 2e-3 * o30.du * o30.du);
+  EXPECT_NEAR(m30.variance, m15.variance, 1e-3 * o30.du * o30.du);
+  // each channel's own box: broader by du^2/6 (Sheppard + box)
+  EXPECT_NEAR(o15.variance - o15.predicted, o15.du * o15.du / 6.0, 0.05 * o15.du * o15.du / 6.0);
+  EXPECT_NEAR(o30.variance - o30.predicted, o30.du * o30.du / 6.0, 0.05 * o30.du * o30.du / 6.0);
 }
 
 }  // namespace
