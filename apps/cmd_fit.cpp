@@ -422,6 +422,10 @@ int run_fit(const FitArgs& args) {
       for (int l = 0; l < kNumLines; ++l) so2.lines.push_back(static_cast<LineId>(l));
     }
     auto p = std::make_unique<SlitstepOperator>(sc, so2);
+    run_notes.push_back("model sky: " + format_value(p->render_options().pixel_arcsec) + "\" pixels, " +
+                        format_value(p->render_options().channel_kms) + " km/s channels (the data's: " +
+                        format_value(sc.scene.render.channel_kms) +
+                        " km/s), channel boxes Sheppard-corrected: the line widths agree to second order");
     SlitstepOperator::Selection sel;
     if (exposures) {
       std::vector<Exposure> ex;
