@@ -1060,7 +1060,9 @@ RenderSummary render_core(const GalaxyModel& model, const RenderOptions& options
   for (double sx : {sg.x_arcsec(-0.5), sg.x_arcsec(nx - 0.5)})
     for (double sy : {sg.y_arcsec(-0.5), sg.y_arcsec(ny - 0.5)})
       r_max = std::max(r_max, model.disk_coords(sx, sy).r);
-  const double r_table = 1.001 * r_max + 1e-9;
+  // The table's radius is r_max rounded up on a ladder of 2^(1/16) (4.4 %) steps, so that a
+  // small change of the geometry (inclination, PA, centre: a fitter's step) keeps the table.
+  const double r_table = std::exp2(std::ceil(16.0 * std::log2(1.001 * r_max + 1e-9)) / 16.0);
   // The ratio table depends on the chemistry (GalaxyModel::metallicity and
   // ratios_for_metallicity), kpc_per_arcsec, its radius and the lines.
   Key table_key;
