@@ -164,6 +164,7 @@ class SlitstepOperator final : public ModelOperator {
   std::vector<double> column_um_;
   std::unique_ptr<RowResponses> folded_rows_;  // the PSF's y factor folded into the rows (or null)
   std::unique_ptr<RowFilter> row_filter_;      // with folded_rows_: the PSF's x factor, fused into the render
+  std::unique_ptr<ObservePlan> observe_plan_;  // observe's bookkeeping for columns_ / folded_rows_, built once
   std::vector<char> psf_columns_, psf_rows_;  // sky columns / rows observe reads
   std::vector<std::uint32_t> column_dq_;  // dq template restricted to the columns (nv x n_columns)
   SpatialGrid cube_spatial_;
