@@ -182,6 +182,7 @@ struct PairList {
   std::vector<PairTerm> terms;
   std::vector<int> j;     // the sky row of every term
   std::vector<int> rows;  // the distinct sky rows of the terms, increasing
+  std::vector<std::size_t> row_off;  // their offsets j * nx * nl
 };
 
 PairList make_pair_list(const RowPairs& PR, const std::vector<NirspecInstrument::RowProfile>& prof,
@@ -198,6 +199,7 @@ PairList make_pair_list(const RowPairs& PR, const std::vector<NirspecInstrument:
   L.rows = L.j;
   std::sort(L.rows.begin(), L.rows.end());
   L.rows.erase(std::unique(L.rows.begin(), L.rows.end()), L.rows.end());
+  for (const int j : L.rows) L.row_off.push_back(static_cast<std::size_t>(j) * row_stride);
   return L;
 }
 
@@ -442,9 +444,50 @@ SLITSTEP_AVX512_KERNEL void collapse_pair16_avx512(const PairTerm* t0, const Pai
   store_pairs8(a1, b1, C0 + 8 * RS, RS);
 }
 
+// The same for 8 channels.
+SLITSTEP_AVX512_KERNEL void collapse_pair8_avx512(const PairTerm* t0, const PairTerm* t1, const double* Bk,
+                                                  double* C0, std::size_t RS) {
+  v8d a0 = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, b0 = a0;
+  for (const PairTerm* t = t0; t < t1; ++t) {
+    v8d v0;
+    std::memcpy(&v0, Bk + t->off, sizeof v0);
+    a0 += t->y0 * v0;
+    b0 += t->y1 * v0;
+  }
+  store_pairs8(a0, b0, C0, RS);
+}
+
+// Rows [rr, rr + 8 N8 + 4 N4) of the spectral spread in one pass over the terms (N8 8-wide and
+// N4 4-wide independent sums, terms in order).
+template <int N8, int N4>
+SLITSTEP_AVX512_KERNEL inline __attribute__((always_inline)) void spread_pass_avx512(const SpecTerm* t0,
+                                                                                      const SpecTerm* t1,
+                                                                                      const double* ct, double* o,
+                                                                                      std::size_t rr) {
+  v8d s[N8 > 0 ? N8 : 1];
+  v4d q[N4 > 0 ? N4 : 1];
+  for (int a = 0; a < N8; ++a) std::memcpy(&s[a], o + rr + 8 * a, sizeof(v8d));
+  for (int a = 0; a < N4; ++a) std::memcpy(&q[a], o + rr + 8 * N8 + 4 * a, sizeof(v4d));
+  for (const SpecTerm* t = t0; t < t1; ++t) {
+    const double* src = ct + t->off + rr;
+    for (int a = 0; a < N8; ++a) {
+      v8d v;
+      std::memcpy(&v, src + 8 * a, sizeof v);
+      s[a] += v * t->y;
+    }
+    for (int a = 0; a < N4; ++a) {
+      v4d v;
+      std::memcpy(&v, src + 8 * N8 + 4 * a, sizeof v);
+      q[a] += v * t->y;
+    }
+  }
+  for (int a = 0; a < N8; ++a) std::memcpy(o + rr + 8 * a, &s[a], sizeof(v8d));
+  for (int a = 0; a < N4; ++a) std::memcpy(o + rr + 8 * N8 + 4 * a, &q[a], sizeof(v4d));
+}
+
 // The spectral spread of one detector column with AVX-512: o[rr] += sum_t t.y * ct[t.off + rr]
-// over the rows rr < 64 * (RS / 64) in 8 independent 8-wide sums, terms in order, no FMA (the
-// same bits as the narrower path). Returns the first row it did not do.
+// over all rows rr < RS (a multiple of 4): blocks of 64 rows in 8 independent 8-wide sums, then
+// the rest in one more pass; terms in order, no FMA (the same bits as the narrower path).
 SLITSTEP_AVX512_KERNEL std::size_t spread_rows64_avx512(const SpecTerm* t0, const SpecTerm* t1, const double* ct,
                                                         double* o, std::size_t RS) {
   std::size_t rr = 0;
@@ -467,7 +510,25 @@ SLITSTEP_AVX512_KERNEL std::size_t spread_rows64_avx512(const SpecTerm* t0, cons
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3, s[4] = s4, s[5] = s5, s[6] = s6, s[7] = s7;
     std::memcpy(o + rr, s, sizeof s);
   }
-  return rr;
+  switch ((RS - rr) / 4) {  // 0 .. 15 blocks of 4 rows left
+    case 1: spread_pass_avx512<0, 1>(t0, t1, ct, o, rr); break;
+    case 2: spread_pass_avx512<1, 0>(t0, t1, ct, o, rr); break;
+    case 3: spread_pass_avx512<1, 1>(t0, t1, ct, o, rr); break;
+    case 4: spread_pass_avx512<2, 0>(t0, t1, ct, o, rr); break;
+    case 5: spread_pass_avx512<2, 1>(t0, t1, ct, o, rr); break;
+    case 6: spread_pass_avx512<3, 0>(t0, t1, ct, o, rr); break;
+    case 7: spread_pass_avx512<3, 1>(t0, t1, ct, o, rr); break;
+    case 8: spread_pass_avx512<4, 0>(t0, t1, ct, o, rr); break;
+    case 9: spread_pass_avx512<4, 1>(t0, t1, ct, o, rr); break;
+    case 10: spread_pass_avx512<5, 0>(t0, t1, ct, o, rr); break;
+    case 11: spread_pass_avx512<5, 1>(t0, t1, ct, o, rr); break;
+    case 12: spread_pass_avx512<6, 0>(t0, t1, ct, o, rr); break;
+    case 13: spread_pass_avx512<6, 1>(t0, t1, ct, o, rr); break;
+    case 14: spread_pass_avx512<7, 0>(t0, t1, ct, o, rr); break;
+    case 15: spread_pass_avx512<7, 1>(t0, t1, ct, o, rr); break;
+    default: break;
+  }
+  return RS;
 }
 #endif
 
@@ -505,7 +566,6 @@ void render_step(const NirspecInstrument& ins, const ObservePlan::Impl& plan, co
   const bool compact = cs.compact;
   const SpatialGrid& g = ins.sky_spatial();
   const std::size_t nl = ins.sky_spectral().size();
-  const std::size_t row_stride = static_cast<std::size_t>(g.nx) * nl;
   const int nv = ins.nv();
   const int nout = cs.n_out;
   const auto& cols = ins.columns(sp.s);
@@ -587,16 +647,16 @@ void render_step(const NirspecInstrument& ins, const ObservePlan::Impl& plan, co
       // last block is moved back to end at cB when the range allows: the channels it repeats get
       // the same terms in the same order.
       const int npairs = (nv + 1) / 2;
-      const bool wide = v512 && cB - cA >= 32;
-      const int W = wide ? 32 : cB - cA >= 16 ? 16 : (cB - cA >= 4 ? 4 : 1);
-      const std::vector<int>& pf_rows = plan.pairs[static_cast<std::size_t>(members[0].d) * nch + ch].rows;
+      const int n = cB - cA;
+      const int W = v512 ? (n >= 32 ? 32 : n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : 1)
+                         : (n >= 16 ? 16 : n >= 4 ? 4 : 1);
+      const std::vector<std::size_t>& pf_rows = plan.pairs[static_cast<std::size_t>(members[0].d) * nch + ch].row_off;
       for (int kb0 = cA; kb0 < cB; kb0 += W) {
         if (kb0 + W > cB) kb0 = cB - W;
         const double* Bk = Bi + kb0;
         if (W >= 16 && kb0 + 2 * W <= cB)
-          for (const int j : pf_rows)
-            for (int l = 0; l < W; l += 8)
-              __builtin_prefetch(Bk + static_cast<std::size_t>(j) * row_stride + W + l, 0, 3);
+          for (const std::size_t off : pf_rows)
+            for (int l = 0; l < W; l += 8) __builtin_prefetch(Bk + off + W + l, 0, 3);
         for (std::size_t mi = 0; mi < M; ++mi) {
           const PairTerm* pterms = sc.l_terms[mi];
           const std::uint32_t* pair_start = sc.l_start[mi];
@@ -615,6 +675,10 @@ void render_step(const NirspecInstrument& ins, const ObservePlan::Impl& plan, co
             }
             if (W == 16 && v512) {
               collapse_pair16_avx512(t0, t1, Bk, C0, RS);
+              continue;
+            }
+            if (W == 8) {
+              collapse_pair8_avx512(t0, t1, Bk, C0, RS);
               continue;
             }
 #endif
@@ -689,8 +753,10 @@ void render_step(const NirspecInstrument& ins, const ObservePlan::Impl& plan, co
       const std::size_t m = static_cast<std::size_t>(um - spec->um0);
       const SpecTerm* t0 = spec->terms.data() + spec->start[m];
       const SpecTerm* t1 = spec->terms.data() + spec->start[m + 1];
-      while (t0 < t1 && t0->off < oA) ++t0;  // (a plan's lists cover all channels)
-      while (t1 > t0 && (t1 - 1)->off >= oB) --t1;
+      if (plan.spectral) {  // a plan's lists cover all channels: [kU0, kU1) only
+        t0 = std::lower_bound(t0, t1, oA, [](const SpecTerm& t, std::size_t v) { return t.off < v; });
+        t1 = std::lower_bound(t0, t1, oB, [](const SpecTerm& t, std::size_t v) { return t.off < v; });
+      }
       if (t0 == t1) continue;
       double* o = strip.data() + static_cast<std::size_t>(um - u_lo) * RS;
       const double* ctd = ct.data();
