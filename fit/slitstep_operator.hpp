@@ -11,7 +11,8 @@
 //    an evaluation whose line profiles would be cut by the fixed windows returns kOutOfRange;
 //  * renders only the chosen lines (default: the config's [render] lines, else [NII]6548, Halpha,
 //    [NII]6584) and no continuum windows (line windows only);
-//  * builds the NirspecInstrument once (geometry, spectral and row responses cached);
+//  * builds the NirspecInstrument once (geometry, spectral and row responses cached), and
+//    observe's bookkeeping for the chosen columns and rows (ObservePlan, ~2.4 MB by default);
 //  * chooses the detector COLUMNS of the model: live columns (not in the chip gap / beyond the red
 //    limit) whose neighbours within edge_margin_columns lie inside a render window.
 // One evaluation = GalaxyModel(params) -> render_into (pre-allocated sky cube) -> PSF into a

@@ -640,12 +640,13 @@ void render_step(const NirspecInstrument& ins, const ObservePlan::Impl& plan, co
       }
       kU0 = std::min(kU0, static_cast<std::size_t>(cA));
       kU1 = std::max(kU1, static_cast<std::size_t>(cB));
-      // Channel blocks of 16 over [cA, cB) (terms outside their own nonzero range add exact
-      // zeros): the block of every sky row of the column stays in L1 while every dither sums all
-      // its detector rows, two rows x 16 channels at a time in 8 independent register sums (each
-      // load serves both rows); the next block is prefetched (the first member's sky rows). The
-      // last block is moved back to end at cB when the range allows: the channels it repeats get
-      // the same terms in the same order.
+      // Channel blocks of W over [cA, cB) (W = 32, 16 or 8 with AVX-512, else 16; 4 or 1 for
+      // short ranges; terms outside their own nonzero range add exact zeros): the block of every
+      // sky row of the column stays in cache while every dither sums all its detector rows, two
+      // rows x W channels at a time in independent register sums (each load serves both rows);
+      // the next block is prefetched (the first member's sky rows). The last block is moved back
+      // to end at cB when the range allows: the channels it repeats get the same terms in the same
+      // order. Every channel's sums are the same whatever W is.
       const int npairs = (nv + 1) / 2;
       const int n = cB - cA;
       const int W = v512 ? (n >= 32 ? 32 : n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : 1)

@@ -21,10 +21,15 @@
 // slot of the pattern (OpenMP over steps; each step writes only its pointings' exposures;
 // deterministic for any thread count), sky column by sky column: every dither of the step
 // collapses the column's sky rows onto detector rows with its precomputed row responses
-// (output-stationary, two detector rows x 16 channels summed in registers), and one spectral
-// spread (the step's precomputed spectral responses) serves all the dithers at once. Every output
-// value adds its terms in a fixed order (sky column, then channel, then sky row), so results do
-// not depend on the thread count, the column selection or the instruction-set clone.
+// (output-stationary, two detector rows x 8-32 channels summed in registers, over the union of
+// the sky rows' nonzero channel ranges; a sky row with no nonzero channel in a PSF chunk is left
+// out of that chunk's sums), and one spectral spread (the step's precomputed spectral responses)
+// serves all the dithers at once. The bookkeeping that does not depend on the sky (row-response
+// term lists, step groups, channel ranges per column, spectral term lists) is an ObservePlan:
+// built for the call, or given once (ObserveOptions::plan) by callers that observe many skies.
+// Every output value adds its terms in a fixed order (sky column, then channel, then sky row), so
+// results do not depend on the thread count, the column selection, the plan or the
+// instruction-set clone.
 // Failure: a sky cube whose grids differ from the instrument's -> InvalidOptions.
 #include <cstdint>
 #include <memory>
@@ -85,7 +90,7 @@ struct ObserveOptions {
 /// [columns.front(), columns.back()] (the fitter's 51 columns: ~2.4 MB; a full-frame plan for a
 /// long wavelength grid can reach hundreds of MB — meant for compact column selections).
 /// Failure: options as ObserveOptions::validate, rows as observe_convolved_into, pointing
-/// indices out of range -> InvalidOptions.
+/// indices out of range -> InvalidOptions. A moved-from plan must not be used.
 class ObservePlan {
  public:
   ObservePlan(const NirspecInstrument& instrument, const ObserveOptions& options);
