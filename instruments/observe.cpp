@@ -754,7 +754,8 @@ void render_step(const NirspecInstrument& ins, const ObservePlan::Impl& plan, co
       const std::size_t m = static_cast<std::size_t>(um - spec->um0);
       const SpecTerm* t0 = spec->terms.data() + spec->start[m];
       const SpecTerm* t1 = spec->terms.data() + spec->start[m + 1];
-      if (plan.spectral) {  // a plan's lists cover all channels: [kU0, kU1) only
+      if (plan.spectral && t0 < t1 && (t0->off < oA || (t1 - 1)->off >= oB)) {
+        // a plan's lists cover all channels: [kU0, kU1) only
         t0 = std::lower_bound(t0, t1, oA, [](const SpecTerm& t, std::size_t v) { return t.off < v; });
         t1 = std::lower_bound(t0, t1, oB, [](const SpecTerm& t, std::size_t v) { return t.off < v; });
       }
