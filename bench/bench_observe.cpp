@@ -1,5 +1,6 @@
 // Benchmark of the observe operator: 63 MSA-3D pointings of a default-sized synthetic sky cube
-// (0.02" pixels, 2.6" x 3.2", ~650 channels in 6 windows) on one thread.
+// (0.02" pixels, 2.6" x 3.2", ~650 channels in 6 windows) on one thread; and a fitter-like call
+// (compact columns, pre-convolved sky with its nonzero ranges) with and without an ObservePlan.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -75,6 +76,44 @@ void BM_Observe63Pointings_NoPsf(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Observe63Pointings_NoPsf)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A fitter's call: compact columns (80 around the [OIII] 5007 window), the PSF already applied
+// (observe_convolved_into on the raw cube, whose exact nonzero ranges are given); Arg(1): with an
+// ObservePlan built once (its construction outside the timing), Arg(0): without.
+void BM_ObserveCompactColumns(benchmark::State& state) {
+  Setup& s = setup();
+  const NirspecInstrument& ins = *s.ins;
+  ObserveOptions o;
+  o.threads = 1;
+  const int u0 = static_cast<int>(std::lround(ins.disperser().u_of_lambda(1.0030)));
+  for (int u = u0 - 40; u < u0 + 40; ++u) o.columns.push_back(u);
+  const std::size_t nl = s.sky.nl(), npix = s.sky.spatial.size();
+  static std::vector<int> ranges;
+  ranges.assign(2 * npix, 0);
+  for (std::size_t q = 0; q < npix; ++q) {
+    int f = static_cast<int>(nl), l = -1;
+    for (std::size_t k = 0; k < nl; ++k)
+      if (s.sky.sci[q * nl + k] != 0.0) {
+        f = std::min(f, static_cast<int>(k));
+        l = static_cast<int>(k);
+      }
+    ranges[2 * q] = f;
+    ranges[2 * q + 1] = l;
+  }
+  o.sky_ranges = &ranges;
+  std::unique_ptr<ObservePlan> plan;
+  if (state.range(0)) {
+    plan = std::make_unique<ObservePlan>(ins, o);
+    o.plan = plan.get();
+  }
+  std::vector<Exposure> out;
+  for (auto _ : state) {
+    observe_convolved_into(ins, s.sky.sci, o, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["columns"] = static_cast<double>(o.columns.size());
+}
+BENCHMARK(BM_ObserveCompactColumns)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_BuildNirspecInstrument(benchmark::State& state) {
   Setup& s = setup();

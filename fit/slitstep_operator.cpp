@@ -176,6 +176,14 @@ SlitstepOperator::SlitstepOperator(const SimulationConfig& config, const Slitste
     row_filter_->rows_needed = psf_rows_;
   }
 
+  // observe's bookkeeping for these columns and rows, once (read-only, shared by the workspaces)
+  {
+    ObserveOptions po;
+    po.columns = columns_;
+    po.rows = folded_rows_.get();
+    observe_plan_ = std::make_unique<ObservePlan>(*instrument_, po);
+  }
+
   // One evaluation of the base galaxy fixes the output grid and what the chain can predict.
   auto ws = make_workspace();
   Ws& w = static_cast<Ws&>(*ws);
@@ -285,6 +293,7 @@ Status SlitstepOperator::run(const GalaxyParams& params, Ws& w, double* out, Cub
   oo.threads = w.threads;
   oo.columns = columns_;  // compact exposures: only the modelled columns (bit-identical values)
   oo.rows = folded_rows_.get();  // the PSF's y factor, when folded (w.conv is then convolved along x only)
+  oo.plan = observe_plan_.get();  // built for these columns and rows (the same results, less bookkeeping)
   if (psf && options_.separable_psf && instrument_->psf().separable()) oo.sky_ranges = &w.sky_ranges;
   try {
     if (psf) {

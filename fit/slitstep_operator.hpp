@@ -11,7 +11,8 @@
 //    an evaluation whose line profiles would be cut by the fixed windows returns kOutOfRange;
 //  * renders only the chosen lines (default: the config's [render] lines, else [NII]6548, Halpha,
 //    [NII]6584) and no continuum windows (line windows only);
-//  * builds the NirspecInstrument once (geometry, spectral and row responses cached);
+//  * builds the NirspecInstrument once (geometry, spectral and row responses cached), and
+//    observe's bookkeeping for the chosen columns and rows (ObservePlan, ~2.4 MB by default);
 //  * chooses the detector COLUMNS of the model: live columns (not in the chip gap / beyond the red
 //    limit) whose neighbours within edge_margin_columns lie inside a render window.
 // One evaluation = GalaxyModel(params) -> render_into (pre-allocated sky cube) -> PSF into a
@@ -181,6 +182,7 @@ class SlitstepOperator final : public ModelOperator {
   std::vector<double> column_um_;
   std::unique_ptr<RowResponses> folded_rows_;  // the PSF's y factor folded into the rows (or null)
   std::unique_ptr<RowFilter> row_filter_;      // with folded_rows_: the PSF's x factor, fused into the render
+  std::unique_ptr<ObservePlan> observe_plan_;  // observe's bookkeeping for columns_ / folded_rows_, built once
   std::vector<char> psf_columns_, psf_rows_;  // sky columns / rows observe reads
   std::vector<std::uint32_t> column_dq_;  // dq template restricted to the columns (nv x n_columns)
   SpatialGrid cube_spatial_;

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "core/error.hpp"
 #include "core/simd.hpp"
 #include "instruments/detector.hpp"
 #include "instruments/disperser.hpp"
+
 
 namespace slitstep {
 namespace {
@@ -159,34 +161,209 @@ RowPairs pair_rows(const RowsByDetectorRow& T, int nv) {
   return out;
 }
 
-// The paired row responses of every (dither slot, chunk) of the instrument.
-struct ObservePlan {
-  std::vector<RowPairs> pairs;                                            // [dither * num_chunks + chunk]
-  std::vector<const std::vector<NirspecInstrument::RowProfile>*> profiles;  // the row responses used
-};
-
 int num_dither_slots(const NirspecInstrument& ins) {
   int nd = 0;
   for (std::size_t p = 0; p < ins.pointings().size(); ++p) nd = std::max(nd, ins.dither_slot(static_cast<int>(p)) + 1);
   return nd;
 }
 
-// The instrument's row responses, or `folded` (ObserveOptions::rows) when given.
-ObservePlan make_plan(const NirspecInstrument& ins, const RowResponses* folded) {
-  ObservePlan plan;
+// A term of the row collapse: the sky spectrum `off` doubles after the sky column's first pixel
+// (B + i * nl; off = j * nx * nl for sky row j, the same for every sky column) and its weights
+// on detector rows r and r + 1 (0 where it does not reach).
+struct PairTerm {
+  std::size_t off;
+  double y0, y1;
+};
+
+// The paired row responses of one (dither slot, chunk) as collapse terms: per pair of detector
+// rows, the terms in increasing row-profile index (= increasing sky row j).
+struct PairList {
+  std::vector<std::uint32_t> start;  // (nv + 1) / 2 + 1 offsets into terms
+  std::vector<PairTerm> terms;
+  std::vector<int> j;     // the sky row of every term
+  std::vector<int> rows;  // the distinct sky rows of the terms, increasing
+  std::vector<std::size_t> row_off;  // their offsets j * nx * nl
+};
+
+PairList make_pair_list(const RowPairs& PR, const std::vector<NirspecInstrument::RowProfile>& prof,
+                        std::size_t row_stride) {
+  PairList L;
+  L.start = PR.start;
+  L.terms.reserve(PR.entries.size());
+  L.j.reserve(PR.entries.size());
+  for (const RowPairs::Entry& e : PR.entries) {
+    const int j = prof[e.p].j;
+    L.terms.push_back({static_cast<std::size_t>(j) * row_stride, e.y0, e.y1});
+    L.j.push_back(j);
+  }
+  L.rows = L.j;
+  std::sort(L.rows.begin(), L.rows.end());
+  L.rows.erase(std::unique(L.rows.begin(), L.rows.end()), L.rows.end());
+  for (const int j : L.rows) L.row_off.push_back(static_cast<std::size_t>(j) * row_stride);
+  return L;
+}
+
+// A term of the spectral spread: row block `off` = k * RS of the collapsed column (channel k)
+// and its weight on one detector column.
+struct SpecTerm {
+  std::size_t off;
+  double y;
+};
+
+// The spectral spread of one sky column over the channels [ka, kb): for every detector column
+// m in [um0, um1] (within the selected range [u_lo, u_hi]) the (channel, weight) terms of the
+// channels whose spectral profile reaches it, in increasing channel order.
+struct ColumnSpectral {
+  int um0 = 0, um1 = -1;
+  std::vector<std::uint32_t> start;  // um1 - um0 + 2 offsets into terms
+  std::vector<SpecTerm> terms;
+};
+
+void build_column_spectral(const std::vector<NirspecInstrument::SpectralProfile>& sprof, const std::vector<double>& svals,
+                           std::size_t c, std::size_t nl, std::size_t ka, std::size_t kb, int u_lo, int u_hi,
+                           std::size_t RS, ColumnSpectral& out) {
+  int um0 = u_hi + 1, um1 = u_lo - 1;
+  for (std::size_t k = ka; k < kb; ++k) {
+    const auto& P = sprof[c * nl + k];
+    if (P.len == 0) continue;
+    um0 = std::min(um0, std::max(u_lo, P.m0));
+    um1 = std::max(um1, std::min(u_hi, P.m0 + P.len - 1));
+  }
+  out.um0 = um0;
+  out.um1 = um1;
+  out.terms.clear();
+  if (um1 < um0) {
+    out.start.assign(1, 0);
+    return;
+  }
+  const std::size_t nu_c = static_cast<std::size_t>(um1 - um0 + 1);
+  out.start.assign(nu_c + 1, 0);
+  for (std::size_t k = ka; k < kb; ++k) {
+    const auto& P = sprof[c * nl + k];
+    if (P.len == 0) continue;
+    const int m_a = std::max(um0, P.m0), m_b = std::min(um1, P.m0 + P.len - 1);
+    for (int m = m_a; m <= m_b; ++m) ++out.start[static_cast<std::size_t>(m - um0) + 1];
+  }
+  for (std::size_t m = 0; m < nu_c; ++m) out.start[m + 1] += out.start[m];
+  out.terms.resize(out.start[nu_c]);
+  std::vector<std::uint32_t> fill(out.start.begin(), out.start.end() - 1);
+  for (std::size_t k = ka; k < kb; ++k) {
+    const auto& P = sprof[c * nl + k];
+    if (P.len == 0) continue;
+    const int m_a = std::max(um0, P.m0), m_b = std::min(um1, P.m0 + P.len - 1);
+    const double* w = svals.data() + P.offset;
+    for (int m = m_a; m <= m_b; ++m) out.terms[fill[static_cast<std::size_t>(m - um0)]++] = {k * RS, w[m - P.m0]};
+  }
+}
+
+// A selected pointing of one step slot: output index, pointing index, dither slot.
+struct StepMember {
+  int q, p, d;
+};
+
+// What one step slot needs besides the sky. Stacked layout of the step's pointings: member mi's
+// detector row r is row mi * nvp + r of the stack (nvp = nv padded to a multiple of 4; padding
+// rows are never copied out), RS = members * nvp rows.
+struct StepPlan {
+  int s = 0;
+  std::vector<StepMember> members;  // in selection order
+  std::size_t nvp = 0, RS = 0;
+  std::vector<int> krange;                // [2 (c nch + ch)], [+ 1]: the chunk's channels [k0, k1) (compact:
+                                          // trimmed to the channels whose profile reaches [u_lo, u_hi])
+  std::vector<std::vector<int>> rows;     // per chunk: the sky rows any member's terms read, increasing
+  std::vector<ColumnSpectral> spectral;   // per sky column over all channels (built plans only)
+};
+
+}  // namespace
+
+// Everything observe derives from the instrument and the (pointings, columns, rows) selection.
+struct ObservePlan::Impl {
+  const NirspecInstrument* ins = nullptr;
+  const RowResponses* rows = nullptr;
+  std::vector<int> pointings, columns;  // as given (for the match check)
+  std::vector<int> sel;                 // selected pointings
+  ColumnSelection cs;
+  std::vector<PairList> pairs;          // [dither * num_chunks + chunk]
+  std::vector<StepPlan> steps;          // one per step slot with selected pointings (first-seen order)
+  bool spectral = false;                // StepPlan::spectral filled
+};
+
+void check_row_responses(const NirspecInstrument& ins, const RowResponses& rr);
+
+namespace {
+
+// The plan of one call (spectral = false: the spectral spread lists are built per column during
+// the call, over the channels the sky reaches) or of an ObservePlan (spectral = true: over all
+// channels, once).
+std::unique_ptr<ObservePlan::Impl> build_plan(const NirspecInstrument& ins, const ObserveOptions& o, bool spectral) {
+  auto P = std::make_unique<ObservePlan::Impl>();
+  P->ins = &ins;
+  P->rows = o.rows;
+  P->sel = selected(ins, o);
+  P->cs = make_selection(ins, o);
+  P->spectral = spectral;
+  const SpatialGrid& g = ins.sky_spatial();
+  const std::size_t nl = ins.sky_spectral().size();
   const std::size_t nch = ins.num_chunks();
+  const int nv = ins.nv();
   const int nd = num_dither_slots(ins);
-  plan.pairs.resize(static_cast<std::size_t>(nd) * nch);
-  plan.profiles.resize(plan.pairs.size());
+  P->pairs.resize(static_cast<std::size_t>(nd) * nch);
   for (int d = 0; d < nd; ++d)
     for (std::size_t ch = 0; ch < nch; ++ch) {
       const std::size_t at = static_cast<std::size_t>(d) * nch + ch;
-      const auto& prof = folded ? folded->profiles[at] : ins.row_profiles(d, ch);
-      const auto& vals = folded ? folded->values[at] : ins.row_values(d, ch);
-      plan.pairs[at] = pair_rows(transpose_rows(prof, vals, ins.nv()), ins.nv());
-      plan.profiles[at] = &prof;
+      const auto& prof = o.rows ? o.rows->profiles[at] : ins.row_profiles(d, ch);
+      const auto& vals = o.rows ? o.rows->values[at] : ins.row_values(d, ch);
+      P->pairs[at] = make_pair_list(pair_rows(transpose_rows(prof, vals, nv), nv), prof, static_cast<std::size_t>(g.nx) * nl);
     }
-  return plan;
+  // the selected pointings grouped by step slot (each group in selection order)
+  for (int q = 0; q < static_cast<int>(P->sel.size()); ++q) {
+    const int s = ins.step_slot(P->sel[q]);
+    auto it = std::find_if(P->steps.begin(), P->steps.end(), [s](const StepPlan& sp) { return sp.s == s; });
+    if (it == P->steps.end()) {
+      P->steps.emplace_back();
+      it = P->steps.end() - 1;
+      it->s = s;
+    }
+    it->members.push_back({q, P->sel[q], ins.dither_slot(P->sel[q])});
+  }
+  const int u_lo = P->cs.u_min, u_hi = P->cs.u_max;
+  for (StepPlan& sp : P->steps) {
+    sp.nvp = (static_cast<std::size_t>(nv) + 3) / 4 * 4;
+    sp.RS = sp.members.size() * sp.nvp;
+    const auto& cols = ins.columns(sp.s);
+    const auto& sprof = ins.spectral_profiles(sp.s);
+    sp.krange.resize(2 * cols.size() * nch);
+    for (std::size_t c = 0; c < cols.size(); ++c)
+      for (std::size_t ch = 0; ch < nch; ++ch) {
+        std::size_t k0 = ins.chunk_first(ch), k1 = ins.chunk_end(ch);
+        if (P->cs.compact) {  // only channels whose spectral profile reaches a selected column
+          auto outside = [&](std::size_t k) {
+            const auto& pr = sprof[c * nl + k];
+            return pr.len == 0 || pr.m0 + pr.len - 1 < u_lo || pr.m0 > u_hi;
+          };
+          while (k0 < k1 && outside(k0)) ++k0;
+          while (k1 > k0 && outside(k1 - 1)) --k1;
+        }
+        sp.krange[2 * (c * nch + ch)] = static_cast<int>(k0);
+        sp.krange[2 * (c * nch + ch) + 1] = static_cast<int>(k1);
+      }
+    sp.rows.resize(nch);
+    for (std::size_t ch = 0; ch < nch; ++ch) {
+      std::vector<int>& r = sp.rows[ch];
+      for (const StepMember& m : sp.members) {
+        const auto& mr = P->pairs[static_cast<std::size_t>(m.d) * nch + ch].rows;
+        r.insert(r.end(), mr.begin(), mr.end());
+      }
+      std::sort(r.begin(), r.end());
+      r.erase(std::unique(r.begin(), r.end()), r.end());
+    }
+    if (spectral) {
+      sp.spectral.resize(cols.size());
+      for (std::size_t c = 0; c < cols.size(); ++c)
+        build_column_spectral(sprof, ins.spectral_values(sp.s), c, nl, 0, nl, u_lo, u_hi, sp.RS, sp.spectral[c]);
+    }
+  }
+  return P;
 }
 
 // 4 doubles (GCC vector extension; AVX2 registers in the AVX2 clone, SSE2 pairs otherwise). The
@@ -201,24 +378,34 @@ inline v4d load4(const double* p) {
   return v;
 }
 inline void store4(double* p, v4d v) { std::memcpy(p, &v, sizeof v); }
-struct Term {
-  const double* base;  // a sky spectrum
-  double y;            // its weight on one detector row
-};
-struct PairTerm {
-  const double* base;  // a sky spectrum
-  double y0, y1;       // its weights on detector rows r and r + 1 (0 where it does not reach)
-};
+
+using v8d = double __attribute__((vector_size(64)));
+#if SLITSTEP_HAS_AVX512_KERNELS
+// Channels l = 0..7 of two detector rows (a = row r, b = row r + 1) stored as (a[l], b[l]) at
+// C + l * RS (the transposed stack), straight from the registers.
+SLITSTEP_AVX512_KERNEL inline __attribute__((always_inline)) void store_pairs8(v8d a, v8d b, double* C,
+                                                                               std::size_t RS) {
+  using v8l = long long __attribute__((vector_size(64)));
+  const v8d lo = __builtin_shuffle(a, b, v8l{0, 8, 2, 10, 4, 12, 6, 14});  // (a0 b0) (a2 b2) (a4 b4) (a6 b6)
+  const v8d hi = __builtin_shuffle(a, b, v8l{1, 9, 3, 11, 5, 13, 7, 15});  // (a1 b1) (a3 b3) (a5 b5) (a7 b7)
+  const char* L = reinterpret_cast<const char*>(&lo);
+  const char* H = reinterpret_cast<const char*>(&hi);
+  for (int t = 0; t < 4; ++t) {
+    std::memcpy(C + static_cast<std::size_t>(2 * t) * RS, L + 16 * t, 16);
+    std::memcpy(C + static_cast<std::size_t>(2 * t + 1) * RS, H + 16 * t, 16);
+  }
+}
 
 // Two detector rows x 32 channels of the row collapse with AVX-512 (8 independent 8-wide sums),
 // for CPUs that have it: the same products added in the same order as the narrower paths (no
-// FMA: fp-contract off), so the same bits. Sums for channels kb0 .. kb0 + 31 into ta / tb.
-using v8d = double __attribute__((vector_size(64)));
-SLITSTEP_AVX512_KERNEL void collapse_pair32_avx512(
-    const PairTerm* t0, const PairTerm* t1, int kb0, double* ta, double* tb) {
+// FMA: fp-contract off), so the same bits. Bk = the column's first pixel + kb0; the sums for
+// channels kb0 .. kb0 + 31 go to C0[l * RS] (row r) and C0[l * RS + 1] (row r + 1; for the last
+// pair of an odd nv a padding row, never copied out).
+SLITSTEP_AVX512_KERNEL void collapse_pair32_avx512(const PairTerm* t0, const PairTerm* t1, const double* Bk,
+                                                   double* C0, std::size_t RS) {
   v8d a0 = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
   for (const PairTerm* t = t0; t < t1; ++t) {
-    const double* src = t->base + kb0;
+    const double* src = Bk + t->off;
     v8d v0, v1, v2, v3;
     std::memcpy(&v0, src, sizeof v0);
     std::memcpy(&v1, src + 8, sizeof v1);
@@ -233,29 +420,84 @@ SLITSTEP_AVX512_KERNEL void collapse_pair32_avx512(
     b2 += t->y1 * v2;
     b3 += t->y1 * v3;
   }
-  std::memcpy(ta, &a0, sizeof a0);
-  std::memcpy(ta + 8, &a1, sizeof a1);
-  std::memcpy(ta + 16, &a2, sizeof a2);
-  std::memcpy(ta + 24, &a3, sizeof a3);
-  std::memcpy(tb, &b0, sizeof b0);
-  std::memcpy(tb + 8, &b1, sizeof b1);
-  std::memcpy(tb + 16, &b2, sizeof b2);
-  std::memcpy(tb + 24, &b3, sizeof b3);
+  store_pairs8(a0, b0, C0, RS);
+  store_pairs8(a1, b1, C0 + 8 * RS, RS);
+  store_pairs8(a2, b2, C0 + 16 * RS, RS);
+  store_pairs8(a3, b3, C0 + 24 * RS, RS);
 }
 
-// The spectral spread of one detector column with AVX-512: o[rr] += sum_t t.y * t.base[rr] over
-// the rows rr < 64 * (RS / 64) in 8 independent 8-wide sums, terms in order, no FMA (the same
-// bits as the narrower path). Returns the first row it did not do.
-SLITSTEP_AVX512_KERNEL std::size_t spread_rows64_avx512(
-    const Term* t0, const Term* t1, double* o, std::size_t RS) {
+// The same for 16 channels.
+SLITSTEP_AVX512_KERNEL void collapse_pair16_avx512(const PairTerm* t0, const PairTerm* t1, const double* Bk,
+                                                   double* C0, std::size_t RS) {
+  v8d a0 = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, a1 = a0, b0 = a0, b1 = a0;
+  for (const PairTerm* t = t0; t < t1; ++t) {
+    const double* src = Bk + t->off;
+    v8d v0, v1;
+    std::memcpy(&v0, src, sizeof v0);
+    std::memcpy(&v1, src + 8, sizeof v1);
+    a0 += t->y0 * v0;
+    a1 += t->y0 * v1;
+    b0 += t->y1 * v0;
+    b1 += t->y1 * v1;
+  }
+  store_pairs8(a0, b0, C0, RS);
+  store_pairs8(a1, b1, C0 + 8 * RS, RS);
+}
+
+// The same for 8 channels.
+SLITSTEP_AVX512_KERNEL void collapse_pair8_avx512(const PairTerm* t0, const PairTerm* t1, const double* Bk,
+                                                  double* C0, std::size_t RS) {
+  v8d a0 = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, b0 = a0;
+  for (const PairTerm* t = t0; t < t1; ++t) {
+    v8d v0;
+    std::memcpy(&v0, Bk + t->off, sizeof v0);
+    a0 += t->y0 * v0;
+    b0 += t->y1 * v0;
+  }
+  store_pairs8(a0, b0, C0, RS);
+}
+
+// Rows [rr, rr + 8 N8 + 4 N4) of the spectral spread in one pass over the terms (N8 8-wide and
+// N4 4-wide independent sums, terms in order).
+template <int N8, int N4>
+SLITSTEP_AVX512_KERNEL inline __attribute__((always_inline)) void spread_pass_avx512(const SpecTerm* t0,
+                                                                                      const SpecTerm* t1,
+                                                                                      const double* ct, double* o,
+                                                                                      std::size_t rr) {
+  v8d s[N8 > 0 ? N8 : 1];
+  v4d q[N4 > 0 ? N4 : 1];
+  for (int a = 0; a < N8; ++a) std::memcpy(&s[a], o + rr + 8 * a, sizeof(v8d));
+  for (int a = 0; a < N4; ++a) std::memcpy(&q[a], o + rr + 8 * N8 + 4 * a, sizeof(v4d));
+  for (const SpecTerm* t = t0; t < t1; ++t) {
+    const double* src = ct + t->off + rr;
+    for (int a = 0; a < N8; ++a) {
+      v8d v;
+      std::memcpy(&v, src + 8 * a, sizeof v);
+      s[a] += v * t->y;
+    }
+    for (int a = 0; a < N4; ++a) {
+      v4d v;
+      std::memcpy(&v, src + 8 * N8 + 4 * a, sizeof v);
+      q[a] += v * t->y;
+    }
+  }
+  for (int a = 0; a < N8; ++a) std::memcpy(o + rr + 8 * a, &s[a], sizeof(v8d));
+  for (int a = 0; a < N4; ++a) std::memcpy(o + rr + 8 * N8 + 4 * a, &q[a], sizeof(v4d));
+}
+
+// The spectral spread of one detector column with AVX-512: o[rr] += sum_t t.y * ct[t.off + rr]
+// over all rows rr < RS (a multiple of 4): blocks of 64 rows in 8 independent 8-wide sums, then
+// the rest in one more pass; terms in order, no FMA (the same bits as the narrower path).
+SLITSTEP_AVX512_KERNEL std::size_t spread_rows64_avx512(const SpecTerm* t0, const SpecTerm* t1, const double* ct,
+                                                        double* o, std::size_t RS) {
   std::size_t rr = 0;
   for (; rr + 64 <= RS; rr += 64) {
     v8d s[8];
     std::memcpy(s, o + rr, sizeof s);
     v8d s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], s4 = s[4], s5 = s[5], s6 = s[6], s7 = s[7];
-    for (const Term* t = t0; t < t1; ++t) {
+    for (const SpecTerm* t = t0; t < t1; ++t) {
       v8d v[8];
-      std::memcpy(v, t->base + rr, sizeof v);
+      std::memcpy(v, ct + t->off + rr, sizeof v);
       s0 += v[0] * t->y;
       s1 += v[1] * t->y;
       s2 += v[2] * t->y;
@@ -268,8 +510,27 @@ SLITSTEP_AVX512_KERNEL std::size_t spread_rows64_avx512(
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3, s[4] = s4, s[5] = s5, s[6] = s6, s[7] = s7;
     std::memcpy(o + rr, s, sizeof s);
   }
-  return rr;
+  switch ((RS - rr) / 4) {  // 0 .. 15 blocks of 4 rows left
+    case 1: spread_pass_avx512<0, 1>(t0, t1, ct, o, rr); break;
+    case 2: spread_pass_avx512<1, 0>(t0, t1, ct, o, rr); break;
+    case 3: spread_pass_avx512<1, 1>(t0, t1, ct, o, rr); break;
+    case 4: spread_pass_avx512<2, 0>(t0, t1, ct, o, rr); break;
+    case 5: spread_pass_avx512<2, 1>(t0, t1, ct, o, rr); break;
+    case 6: spread_pass_avx512<3, 0>(t0, t1, ct, o, rr); break;
+    case 7: spread_pass_avx512<3, 1>(t0, t1, ct, o, rr); break;
+    case 8: spread_pass_avx512<4, 0>(t0, t1, ct, o, rr); break;
+    case 9: spread_pass_avx512<4, 1>(t0, t1, ct, o, rr); break;
+    case 10: spread_pass_avx512<5, 0>(t0, t1, ct, o, rr); break;
+    case 11: spread_pass_avx512<5, 1>(t0, t1, ct, o, rr); break;
+    case 12: spread_pass_avx512<6, 0>(t0, t1, ct, o, rr); break;
+    case 13: spread_pass_avx512<6, 1>(t0, t1, ct, o, rr); break;
+    case 14: spread_pass_avx512<7, 0>(t0, t1, ct, o, rr); break;
+    case 15: spread_pass_avx512<7, 1>(t0, t1, ct, o, rr); break;
+    default: break;
+  }
+  return RS;
 }
+#endif
 
 bool cpu_has_avx512f() {
 #if SLITSTEP_HAS_AVX512_KERNELS
@@ -280,60 +541,51 @@ bool cpu_has_avx512f() {
 #endif
 }
 
-// Per-thread scratch of render_step.
+// Per-thread scratch of render_step (one per thread and call).
 struct StepScratch {
-  std::vector<double> ct;
+  std::vector<double> ct;     // ct[k * RS + stacked row]; all zero between steps
   std::vector<double> strip;
-  std::vector<int> ranges;
-  std::vector<const double*> bases;
-  std::vector<std::vector<PairTerm>> m_pterms;             // per member
-  std::vector<std::vector<std::uint32_t>> m_pair_start;    // per member
-  std::vector<std::uint32_t> col_start, col_fill;
-  std::vector<Term> col_terms;
-};
-
-// A selected pointing of one step slot: output index, pointing index, dither slot.
-struct StepMember {
-  int q, p, d;
+  std::vector<char> empty;    // per sky row: no nonzero channel in the chunk (this column)
+  std::vector<std::vector<PairTerm>> m_terms;           // per member: the filtered lists
+  std::vector<std::vector<std::uint32_t>> m_start;
+  std::vector<const PairTerm*> l_terms;                 // per member: the lists used
+  std::vector<const std::uint32_t*> l_start;
+  ColumnSpectral colspec;     // the column's spectral lists (plans built per call)
 };
 
 // One step slot, fast path (see the header's pipeline). B: the (convolved) sky in Cube layout;
-// nonzero: every sky spectrum's nonzero channel range [first, end). Stacked layout: member mi's
-// detector row r is row mi * nvp + r; `ct` holds the collapsed sky column transposed
-// (ct[k * RS + stacked row]) and the strip the output columns [u_lo, u_hi] transposed
-// (strip[(u - u_lo) * RS + stacked row]) so that the spectral spread runs along contiguous rows.
-// Compact: only the selected columns' range is accumulated and the selected columns copied out.
+// nonzero: every sky spectrum's nonzero channel range [first, end). `ct` holds the collapsed sky
+// column transposed (ct[k * RS + stacked row]) and the strip the output columns [u_lo, u_hi]
+// transposed (strip[(u - u_lo) * RS + stacked row]) so that the spectral spread runs along
+// contiguous rows. Compact: only the selected columns' range is accumulated and the selected
+// columns copied out.
 SLITSTEP_SIMD_CLONES
-void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const double* B, const int* nonzero, int s,
-                 const std::vector<StepMember>& members, const ColumnSelection& cs, std::vector<Exposure>& out,
-                 StepScratch& sc) {
-  std::vector<double>& ct = sc.ct;
-  std::vector<int>& ranges = sc.ranges;
-  std::vector<const double*>& bases = sc.bases;
-  std::vector<std::uint32_t>& col_start = sc.col_start;
-  std::vector<std::uint32_t>& col_fill = sc.col_fill;
-  std::vector<Term>& col_terms = sc.col_terms;
+void render_step(const NirspecInstrument& ins, const ObservePlan::Impl& plan, const StepPlan& sp, const double* B,
+                 const int* nonzero, std::vector<Exposure>& out, StepScratch& sc) {
+  const ColumnSelection& cs = plan.cs;
   const bool compact = cs.compact;
   const SpatialGrid& g = ins.sky_spatial();
   const std::size_t nl = ins.sky_spectral().size();
   const int nv = ins.nv();
   const int nout = cs.n_out;
-  const auto& cols = ins.columns(s);
-  const auto& sprof = ins.spectral_profiles(s);
-  const auto& svals = ins.spectral_values(s);
+  const auto& cols = ins.columns(sp.s);
   const std::size_t nch = ins.num_chunks();
   const int u_lo = cs.u_min, u_hi = cs.u_max;
   const std::size_t width = static_cast<std::size_t>(u_hi - u_lo + 1);
-  // Stacked layout of the step's pointings: member mi's detector row r is row mi * nvp + r of
-  // the stack (nvp = nv padded to a multiple of 4; padding rows stay 0 and are never copied out).
+  const std::vector<StepMember>& members = sp.members;
   const std::size_t M = members.size();
-  const std::size_t nvp = (static_cast<std::size_t>(nv) + 3) / 4 * 4;
-  const std::size_t RS = M * nvp;
-  if (sc.m_pterms.size() < M) {
-    sc.m_pterms.resize(M);
-    sc.m_pair_start.resize(M);
+  const std::size_t nvp = sp.nvp, RS = sp.RS;
+  const bool v512 = cpu_has_avx512f();
+  if (sc.m_terms.size() < M) {
+    sc.m_terms.resize(M);
+    sc.m_start.resize(M);
   }
-  ct.assign(RS * nl, 0.0);  // ct[k * RS + stacked row]: every member's C(r, k), transposed
+  sc.l_terms.resize(M);
+  sc.l_start.resize(M);
+  sc.empty.resize(static_cast<std::size_t>(g.ny));
+  std::vector<double>& ct = sc.ct;
+  // every column below re-zeroes what it wrote, so ct is all zero between steps
+  if (ct.size() != RS * nl) ct.assign(RS * nl, 0.0);
   std::vector<double>& strip = sc.strip;
   strip.assign(width * RS, 0.0);  // strip[(u - u_lo) * RS + stacked row]
   // Sky column by sky column: every dither of the step collapses the column in turn (its spectra
@@ -341,92 +593,100 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
   // the step only). Each exposure still sums its columns in order, channel by channel.
   for (std::size_t c = 0; c < cols.size(); ++c) {
     const int i = cols[c].i;
-    std::size_t kU0 = nl, kU1 = 0;  // union of the members' channel ranges
+    const double* Bi = B + static_cast<std::size_t>(i) * nl;
+    std::size_t kU0 = nl, kU1 = 0;  // union of the chunks' channel ranges
     // 1) collapse sky rows onto detector rows, C(r, k) = sum_j B(i, j, k) Y_j(r), chunk by chunk
     for (std::size_t ch = 0; ch < nch; ++ch) {
-      std::size_t k0 = ins.chunk_first(ch), k1 = ins.chunk_end(ch);
-      if (compact) {  // only channels whose spectral profile reaches a selected column
-        while (k0 < k1 && (sprof[c * nl + k0].len == 0 || sprof[c * nl + k0].m0 + sprof[c * nl + k0].len - 1 < u_lo ||
-                           sprof[c * nl + k0].m0 > u_hi))
-          ++k0;
-        while (k1 > k0 && (sprof[c * nl + k1 - 1].len == 0 ||
-                           sprof[c * nl + k1 - 1].m0 + sprof[c * nl + k1 - 1].len - 1 < u_lo ||
-                           sprof[c * nl + k1 - 1].m0 > u_hi))
-          --k1;
-        if (k0 >= k1) continue;
-      }
-      // per member (dither): every sky row's nonzero range within [k0, k1) and, per pair of
-      // detector rows, its (spectrum, weights) terms with a nonzero range in sky-row order; the
-      // union [cA, cB) of all the ranges
+      const std::size_t k0 = static_cast<std::size_t>(sp.krange[2 * (c * nch + ch)]);
+      const std::size_t k1 = static_cast<std::size_t>(sp.krange[2 * (c * nch + ch) + 1]);
+      if (k0 >= k1) continue;
+      // the union [cA, cB) of the nonzero ranges within [k0, k1) of the sky rows the members
+      // read; a sky row with none is left out of every term list (the plan's lists are used as
+      // they are when there is no such row)
       int cA = static_cast<int>(k1), cB = static_cast<int>(k0);
-      for (std::size_t mi = 0; mi < M; ++mi) {
-        const int d = members[mi].d;
-        const auto& rprof = *plan.profiles[static_cast<std::size_t>(d) * nch + ch];
-        ranges.resize(2 * rprof.size());
-        bases.resize(rprof.size());
-        for (std::size_t pi = 0; pi < rprof.size(); ++pi) {
-          const std::size_t pix = static_cast<std::size_t>(rprof[pi].j) * g.nx + i;
-          std::size_t ra = std::max(k0, static_cast<std::size_t>(nonzero[2 * pix]));
-          std::size_t rb = std::min(k1, static_cast<std::size_t>(nonzero[2 * pix + 1]));
-          if (rb < ra) rb = ra;
-          ranges[2 * pi] = static_cast<int>(ra);
-          ranges[2 * pi + 1] = static_cast<int>(rb);
-          bases[pi] = B + pix * nl;
+      bool any_empty = false;
+      for (const int j : sp.rows[ch]) {
+        const std::size_t pix = static_cast<std::size_t>(j) * g.nx + i;
+        const std::size_t ra = std::max(k0, static_cast<std::size_t>(nonzero[2 * pix]));
+        const std::size_t rb = std::min(k1, static_cast<std::size_t>(nonzero[2 * pix + 1]));
+        const bool empty = rb <= ra;
+        sc.empty[static_cast<std::size_t>(j)] = empty;
+        if (empty) {
+          any_empty = true;
+          continue;
         }
-        const RowPairs& PR = plan.pairs[static_cast<std::size_t>(d) * nch + ch];
-        std::vector<std::uint32_t>& ps = sc.m_pair_start[mi];
-        std::vector<PairTerm>& pt = sc.m_pterms[mi];
-        ps.assign(PR.start.size(), 0);
-        pt.clear();
-        for (std::size_t pr = 0; pr + 1 < PR.start.size(); ++pr) {
-          for (std::uint32_t q = PR.start[pr]; q < PR.start[pr + 1]; ++q) {
-            const RowPairs::Entry& e = PR.entries[q];
-            if (ranges[2 * e.p] == ranges[2 * e.p + 1]) continue;
-            cA = std::min(cA, ranges[2 * e.p]);
-            cB = std::max(cB, ranges[2 * e.p + 1]);
-            pt.push_back({bases[e.p], e.y0, e.y1});
-          }
-          ps[pr + 1] = static_cast<std::uint32_t>(pt.size());
-        }
+        cA = std::min(cA, static_cast<int>(ra));
+        cB = std::max(cB, static_cast<int>(rb));
       }
       if (cA >= cB) continue;
+      for (std::size_t mi = 0; mi < M; ++mi) {
+        const PairList& PL = plan.pairs[static_cast<std::size_t>(members[mi].d) * nch + ch];
+        if (!any_empty) {
+          sc.l_terms[mi] = PL.terms.data();
+          sc.l_start[mi] = PL.start.data();
+          continue;
+        }
+        std::vector<std::uint32_t>& ps = sc.m_start[mi];
+        std::vector<PairTerm>& pt = sc.m_terms[mi];
+        ps.assign(PL.start.size(), 0);
+        pt.clear();
+        for (std::size_t pr = 0; pr + 1 < PL.start.size(); ++pr) {
+          for (std::uint32_t q = PL.start[pr]; q < PL.start[pr + 1]; ++q)
+            if (!sc.empty[static_cast<std::size_t>(PL.j[q])]) pt.push_back(PL.terms[q]);
+          ps[pr + 1] = static_cast<std::uint32_t>(pt.size());
+        }
+        sc.l_terms[mi] = pt.data();
+        sc.l_start[mi] = ps.data();
+      }
       kU0 = std::min(kU0, static_cast<std::size_t>(cA));
       kU1 = std::max(kU1, static_cast<std::size_t>(cB));
-      // Channel blocks of 16 over [cA, cB) (terms outside their own nonzero range add exact
-      // zeros): the block of every sky row of the column stays in L1 while every dither sums all
-      // its detector rows, two rows x 16 channels at a time in 8 independent register sums (each
-      // load serves both rows); the next block is prefetched. The last block is moved back to end
-      // at cB when the range allows: the channels it repeats get the same terms in the same order.
+      // Channel blocks of W over [cA, cB) (W = 32, 16 or 8 with AVX-512, else 16; 4 or 1 for
+      // short ranges; terms outside their own nonzero range add exact zeros): the block of every
+      // sky row of the column stays in cache while every dither sums all its detector rows, two
+      // rows x W channels at a time in independent register sums (each load serves both rows);
+      // the next block is prefetched (the first member's sky rows). The last block is moved back
+      // to end at cB when the range allows: the channels it repeats get the same terms in the same
+      // order. Every channel's sums are the same whatever W is.
       const int npairs = (nv + 1) / 2;
-      const bool wide = cpu_has_avx512f() && cB - cA >= 32;
-      const int W = wide ? 32 : cB - cA >= 16 ? 16 : (cB - cA >= 4 ? 4 : 1);
+      const int n = cB - cA;
+      const int W = v512 ? (n >= 32 ? 32 : n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : 1)
+                         : (n >= 16 ? 16 : n >= 4 ? 4 : 1);
+      const std::vector<std::size_t>& pf_rows = plan.pairs[static_cast<std::size_t>(members[0].d) * nch + ch].row_off;
       for (int kb0 = cA; kb0 < cB; kb0 += W) {
         if (kb0 + W > cB) kb0 = cB - W;
+        const double* Bk = Bi + kb0;
         if (W >= 16 && kb0 + 2 * W <= cB)
-          for (const PairTerm& t : sc.m_pterms[0])
-            for (int l = 0; l < W; l += 8) __builtin_prefetch(t.base + kb0 + W + l, 0, 3);
+          for (const std::size_t off : pf_rows)
+            for (int l = 0; l < W; l += 8) __builtin_prefetch(Bk + off + W + l, 0, 3);
         for (std::size_t mi = 0; mi < M; ++mi) {
-          const std::vector<PairTerm>& pterms = sc.m_pterms[mi];
-          const std::vector<std::uint32_t>& pair_start = sc.m_pair_start[mi];
+          const PairTerm* pterms = sc.l_terms[mi];
+          const std::uint32_t* pair_start = sc.l_start[mi];
           for (int pr = 0; pr < npairs; ++pr) {
-            const PairTerm* t0 = pterms.data() + pair_start[static_cast<std::size_t>(pr)];
-            const PairTerm* t1 = pterms.data() + pair_start[static_cast<std::size_t>(pr) + 1];
+            const PairTerm* t0 = pterms + pair_start[pr];
+            const PairTerm* t1 = pterms + pair_start[pr + 1];
             if (t0 == t1) continue;
             const int r = 2 * pr;
             // written straight into the stack, transposed: ct[k * RS + mi * nvp + r]
             double* C0 = ct.data() + static_cast<std::size_t>(kb0) * RS + mi * nvp + static_cast<std::size_t>(r);
             const bool two = r + 1 < nv;
+#if SLITSTEP_HAS_AVX512_KERNELS
             if (W == 32) {
-              double ta[32], tb[32];
-              collapse_pair32_avx512(t0, t1, kb0, ta, tb);
-              for (int l = 0; l < 32; ++l) {
-                C0[static_cast<std::size_t>(l) * RS] = ta[l];
-                if (two) C0[static_cast<std::size_t>(l) * RS + 1] = tb[l];
-              }
-            } else if (W == 16) {
+              collapse_pair32_avx512(t0, t1, Bk, C0, RS);
+              continue;
+            }
+            if (W == 16 && v512) {
+              collapse_pair16_avx512(t0, t1, Bk, C0, RS);
+              continue;
+            }
+            if (W == 8) {
+              collapse_pair8_avx512(t0, t1, Bk, C0, RS);
+              continue;
+            }
+#endif
+            if (W == 16) {
               v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
               for (const PairTerm* t = t0; t < t1; ++t) {
-                const double* src = t->base + kb0;
+                const double* src = Bk + t->off;
                 const v4d v0 = load4(src), v1 = load4(src + 4), v2 = load4(src + 8), v3 = load4(src + 12);
                 a0 += t->y0 * v0;
                 a1 += t->y0 * v1;
@@ -453,7 +713,7 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
             } else if (W == 4) {
               v4d a0 = {0.0, 0.0, 0.0, 0.0}, b0 = a0;
               for (const PairTerm* t = t0; t < t1; ++t) {
-                const v4d v0 = load4(t->base + kb0);
+                const v4d v0 = load4(Bk + t->off);
                 a0 += t->y0 * v0;
                 b0 += t->y1 * v0;
               }
@@ -467,8 +727,8 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
             } else {
               double a0 = 0.0, b0 = 0.0;
               for (const PairTerm* t = t0; t < t1; ++t) {
-                a0 += t->y0 * t->base[kb0];
-                b0 += t->y1 * t->base[kb0];
+                a0 += t->y0 * Bk[t->off];
+                b0 += t->y1 * Bk[t->off];
               }
               C0[0] = a0;
               if (two) C0[1] = b0;
@@ -480,60 +740,51 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
     if (kU1 <= kU0) continue;
     // 2) spread every channel onto detector columns with its spectral profile, all stacked rows at
     // once, output-stationary: every detector column u gathers the (channel, weight) terms of the
-    // channels whose profile reaches it, in increasing channel order (the order of the
-    // channel-by-channel sum), and adds them to its rows in registers (zeros add exact zeros)
-    int um0 = u_hi + 1, um1 = u_lo - 1;
-    for (std::size_t k = kU0; k < kU1; ++k) {
-      const auto& P = sprof[c * nl + k];
-      if (P.len == 0) continue;
-      um0 = std::min(um0, std::max(u_lo, P.m0));
-      um1 = std::max(um1, std::min(u_hi, P.m0 + P.len - 1));
+    // channels in [kU0, kU1) whose profile reaches it, in increasing channel order (the order of
+    // the channel-by-channel sum), and adds them to its rows in registers (zeros add exact zeros)
+    const ColumnSpectral* spec = &sc.colspec;
+    if (plan.spectral) {
+      spec = &sp.spectral[c];
+    } else {
+      build_column_spectral(ins.spectral_profiles(sp.s), ins.spectral_values(sp.s), c, nl, kU0, kU1, u_lo, u_hi, RS,
+                            sc.colspec);
     }
-    if (um1 >= um0) {
-      const std::size_t nu_c = static_cast<std::size_t>(um1 - um0 + 1);
-      col_start.assign(nu_c + 1, 0);
-      for (std::size_t k = kU0; k < kU1; ++k) {
-        const auto& P = sprof[c * nl + k];
-        if (P.len == 0) continue;
-        const int m_a = std::max(um0, P.m0), m_b = std::min(um1, P.m0 + P.len - 1);
-        for (int m = m_a; m <= m_b; ++m) ++col_start[static_cast<std::size_t>(m - um0) + 1];
+    const std::size_t oA = kU0 * RS, oB = kU1 * RS;
+    for (int um = spec->um0; um <= spec->um1; ++um) {
+      const std::size_t m = static_cast<std::size_t>(um - spec->um0);
+      const SpecTerm* t0 = spec->terms.data() + spec->start[m];
+      const SpecTerm* t1 = spec->terms.data() + spec->start[m + 1];
+      if (plan.spectral && t0 < t1 && (t0->off < oA || (t1 - 1)->off >= oB)) {
+        // a plan's lists cover all channels: [kU0, kU1) only
+        t0 = std::lower_bound(t0, t1, oA, [](const SpecTerm& t, std::size_t v) { return t.off < v; });
+        t1 = std::lower_bound(t0, t1, oB, [](const SpecTerm& t, std::size_t v) { return t.off < v; });
       }
-      for (std::size_t m = 0; m < nu_c; ++m) col_start[m + 1] += col_start[m];
-      col_terms.resize(col_start[nu_c]);
-      col_fill.assign(col_start.begin(), col_start.end() - 1);
-      for (std::size_t k = kU0; k < kU1; ++k) {
-        const auto& P = sprof[c * nl + k];
-        if (P.len == 0) continue;
-        const int m_a = std::max(um0, P.m0), m_b = std::min(um1, P.m0 + P.len - 1);
-        const double* w = svals.data() + P.offset;
-        for (int m = m_a; m <= m_b; ++m)
-          col_terms[col_fill[static_cast<std::size_t>(m - um0)]++] = {ct.data() + k * RS, w[m - P.m0]};
+      if (t0 == t1) continue;
+      double* o = strip.data() + static_cast<std::size_t>(um - u_lo) * RS;
+      const double* ctd = ct.data();
+#if SLITSTEP_HAS_AVX512_KERNELS
+      std::size_t rr = v512 ? spread_rows64_avx512(t0, t1, ctd, o, RS) : 0;
+#else
+      std::size_t rr = 0;
+#endif
+      for (; rr + 16 <= RS; rr += 16) {
+        v4d s0 = load4(o + rr), s1 = load4(o + rr + 4), s2 = load4(o + rr + 8), s3 = load4(o + rr + 12);
+        for (const SpecTerm* t = t0; t < t1; ++t) {
+          const double* src = ctd + t->off + rr;
+          s0 += load4(src) * t->y;
+          s1 += load4(src + 4) * t->y;
+          s2 += load4(src + 8) * t->y;
+          s3 += load4(src + 12) * t->y;
+        }
+        store4(o + rr, s0);
+        store4(o + rr + 4, s1);
+        store4(o + rr + 8, s2);
+        store4(o + rr + 12, s3);
       }
-      for (std::size_t m = 0; m < nu_c; ++m) {
-        const Term* t0 = col_terms.data() + col_start[m];
-        const Term* t1 = col_terms.data() + col_start[m + 1];
-        if (t0 == t1) continue;
-        double* o = strip.data() + (static_cast<std::size_t>(um0 - u_lo) + m) * RS;
-        std::size_t rr = cpu_has_avx512f() ? spread_rows64_avx512(t0, t1, o, RS) : 0;
-        for (; rr + 16 <= RS; rr += 16) {
-          v4d s0 = load4(o + rr), s1 = load4(o + rr + 4), s2 = load4(o + rr + 8), s3 = load4(o + rr + 12);
-          for (const Term* t = t0; t < t1; ++t) {
-            const double* src = t->base + rr;
-            s0 += load4(src) * t->y;
-            s1 += load4(src + 4) * t->y;
-            s2 += load4(src + 8) * t->y;
-            s3 += load4(src + 12) * t->y;
-          }
-          store4(o + rr, s0);
-          store4(o + rr + 4, s1);
-          store4(o + rr + 8, s2);
-          store4(o + rr + 12, s3);
-        }
-        for (; rr < RS; rr += 4) {
-          v4d s0 = load4(o + rr);
-          for (const Term* t = t0; t < t1; ++t) s0 += load4(t->base + rr) * t->y;
-          store4(o + rr, s0);
-        }
+      for (; rr < RS; rr += 4) {
+        v4d s0 = load4(o + rr);
+        for (const SpecTerm* t = t0; t < t1; ++t) s0 += load4(ctd + t->off + rr) * t->y;
+        store4(o + rr, s0);
       }
     }
     for (std::size_t k = kU0; k < kU1; ++k) std::fill(ct.begin() + static_cast<std::ptrdiff_t>(k * RS),
@@ -553,30 +804,20 @@ void render_step(const NirspecInstrument& ins, const ObservePlan& plan, const do
 
 #pragma GCC diagnostic pop
 
-// Every selected pointing from the (convolved) sky B.
+// Every selected pointing from the (convolved) sky B, with o.plan or a plan built for the call.
 void observe_core(const NirspecInstrument& ins, const double* B, const ObserveOptions& o, std::vector<Exposure>& out) {
-  const std::vector<int> sel = selected(ins, o);
-  const ColumnSelection cs = make_selection(ins, o);
-  const ObservePlan plan = make_plan(ins, o.rows);
-  out.resize(sel.size());
-  const int n = static_cast<int>(sel.size());
+  std::unique_ptr<ObservePlan::Impl> own;
+  if (!o.plan) own = build_plan(ins, o, /*spectral=*/false);
+  const ObservePlan::Impl& plan = o.plan ? o.plan->impl() : *own;
+  out.resize(plan.sel.size());
+  const int n = static_cast<int>(plan.sel.size());
   const int nthreads = o.threads > 0 ? o.threads : omp_get_max_threads();
   // the nonzero channel range [first, end) of every sky spectrum observe reads (first == end: none)
   const SpatialGrid& g = ins.sky_spatial();
   const std::size_t nl = ins.sky_spectral().size();
   const long npix = static_cast<long>(g.size());
   std::vector<int> nonzero(2 * static_cast<std::size_t>(npix), 0);
-  // the selected pointings grouped by step slot (each group in selection order)
-  std::vector<std::pair<int, std::vector<StepMember>>> groups;
-  for (int q = 0; q < n; ++q) {
-    const int s = ins.step_slot(sel[q]);
-    auto it = std::find_if(groups.begin(), groups.end(), [s](const auto& gr) { return gr.first == s; });
-    if (it == groups.end()) {
-      groups.push_back({s, {}});
-      it = groups.end() - 1;
-    }
-    it->second.push_back({q, sel[q], ins.dither_slot(sel[q])});
-  }
+  const int nsteps = static_cast<int>(plan.steps.size());
 #pragma omp parallel num_threads(nthreads)
   {
 #pragma omp for schedule(static)
@@ -596,16 +837,39 @@ void observe_core(const NirspecInstrument& ins, const double* B, const ObserveOp
       nonzero[2 * static_cast<std::size_t>(q) + 1] = static_cast<int>(b);
     }
 #pragma omp for schedule(static)
-    for (int q = 0; q < n; ++q) init_exposure(ins, sel[q], cs, out[q]);
+    for (int q = 0; q < n; ++q) init_exposure(ins, plan.sel[static_cast<std::size_t>(q)], plan.cs, out[q]);
     StepScratch sc;
 #pragma omp for schedule(dynamic, 1)
-    for (int gi = 0; gi < static_cast<int>(groups.size()); ++gi)
-      render_step(ins, plan, B, nonzero.data(), groups[static_cast<std::size_t>(gi)].first,
-                  groups[static_cast<std::size_t>(gi)].second, cs, out, sc);
+    for (int gi = 0; gi < nsteps; ++gi)
+      render_step(ins, plan, plan.steps[static_cast<std::size_t>(gi)], B, nonzero.data(), out, sc);
   }
 }
 
+// o.plan, if given, must be the plan of this call's instrument and selection.
+void check_plan(const NirspecInstrument& ins, const ObserveOptions& o) {
+  if (!o.plan) return;
+  const ObservePlan::Impl& P = o.plan->impl();
+  if (P.ins != &ins) throw InvalidOptions("ObserveOptions.plan: built for another NirspecInstrument object");
+  if (P.rows != o.rows)
+    throw InvalidOptions("ObserveOptions.plan: built with other row responses than ObserveOptions.rows");
+  if (P.columns != o.columns)
+    throw InvalidOptions("ObserveOptions.plan: built for other columns than ObserveOptions.columns");
+  if (P.pointings != o.pointings)
+    throw InvalidOptions("ObserveOptions.plan: built for other pointings than ObserveOptions.pointings");
+}
+
 }  // namespace
+
+ObservePlan::ObservePlan(const NirspecInstrument& instrument, const ObserveOptions& options) {
+  options.validate(instrument.nu());
+  if (options.rows) check_row_responses(instrument, *options.rows);
+  impl_ = build_plan(instrument, options, /*spectral=*/true);
+  impl_->pointings = options.pointings;
+  impl_->columns = options.columns;
+}
+ObservePlan::~ObservePlan() = default;
+ObservePlan::ObservePlan(ObservePlan&&) noexcept = default;
+ObservePlan& ObservePlan::operator=(ObservePlan&&) noexcept = default;
 
 void ObserveOptions::validate(int nu) const {
   for (std::size_t c = 0; c < columns.size(); ++c) {
@@ -690,6 +954,7 @@ void observe_into(const NirspecInstrument& ins, const Cube& sky, const ObserveOp
   if (o.rows)
     throw InvalidOptions("observe_into: ObserveOptions.rows (PSF-folded row responses) needs a sky convolved along x "
                          "(observe_convolved_into)");
+  check_plan(ins, o);
   if (o.apply_psf && ins.psf().enabled()) {
     std::vector<double> B;
     ins.psf().apply(sky.sci, B, o.threads);
@@ -710,6 +975,7 @@ void observe_convolved_into(const NirspecInstrument& ins, const std::vector<doub
     throw InvalidOptions("observe_convolved_into: the convolved sky has " + std::to_string(convolved_sci.size()) +
                          " values, expected " + std::to_string(n) + " (the instrument's sky grids)");
   o.validate(ins.nu());
+  check_plan(ins, o);
   observe_core(ins, convolved_sci.data(), o, out);
 }
 

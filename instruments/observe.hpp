@@ -21,12 +21,18 @@
 // slot of the pattern (OpenMP over steps; each step writes only its pointings' exposures;
 // deterministic for any thread count), sky column by sky column: every dither of the step
 // collapses the column's sky rows onto detector rows with its precomputed row responses
-// (output-stationary, two detector rows x 16 channels summed in registers), and one spectral
-// spread (the step's precomputed spectral responses) serves all the dithers at once. Every output
-// value adds its terms in a fixed order (sky column, then channel, then sky row), so results do
-// not depend on the thread count, the column selection or the instruction-set clone.
+// (output-stationary, two detector rows x 8-32 channels summed in registers, over the union of
+// the sky rows' nonzero channel ranges; a sky row with no nonzero channel in a PSF chunk is left
+// out of that chunk's sums), and one spectral spread (the step's precomputed spectral responses)
+// serves all the dithers at once. The bookkeeping that does not depend on the sky (row-response
+// term lists, step groups, channel ranges per column, spectral term lists) is an ObservePlan:
+// built for the call, or given once (ObserveOptions::plan) by callers that observe many skies.
+// Every output value adds its terms in a fixed order (sky column, then channel, then sky row), so
+// results do not depend on the thread count, the column selection, the plan or the
+// instruction-set clone.
 // Failure: a sky cube whose grids differ from the instrument's -> InvalidOptions.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/cube.hpp"
@@ -41,6 +47,8 @@ struct RowResponses {
   std::vector<std::vector<NirspecInstrument::RowProfile>> profiles;
   std::vector<std::vector<double>> values;
 };
+
+class ObservePlan;
 
 struct ObserveOptions {
   bool apply_psf = true;        // convolve with the telescope PSF before the shutter cut
@@ -61,7 +69,39 @@ struct ObserveOptions {
   // (first > last: all zero), e.g. PsfConvolver::apply_separable's `ranges`. Null: observe scans
   // the spectra. A range that is not conservative gives wrong results (the caller's promise).
   const std::vector<int>* sky_ranges = nullptr;
+  // Precomputed bookkeeping (not owned; see ObservePlan), for callers that observe many skies
+  // with the same instrument and selection. Null: observe builds what it needs for the call.
+  // Given: it must have been built from this very instrument object with equal pointings,
+  // columns and the same `rows` pointer (else InvalidOptions); the results are bit for bit the
+  // same as without it.
+  const ObservePlan* plan = nullptr;
   void validate(int nu) const;  // throws InvalidOptions naming the field, value and rule
+};
+
+/// What observe derives from the instrument and a selection (ObserveOptions pointings, columns,
+/// rows), built once: the row responses paired by detector row as (sky-row offset, weights)
+/// terms, the pointings grouped by step slot, each step's channel ranges per sky column and PSF
+/// chunk (trimmed to the selected columns), and, per step and sky column, the spectral spread's
+/// (channel, weight) terms of every selected detector column over ALL channels. Per call only
+/// what depends on the sky remains (its nonzero channel ranges). Read-only during observe: one
+/// plan may serve concurrent calls on different threads. It references the instrument and
+/// options.rows (both must outlive it). Memory: mostly the spectral terms, 16 bytes x the sum
+/// over step slots, sky columns and channels of the spectral-profile length inside
+/// [columns.front(), columns.back()] (the fitter's 51 columns: ~2.4 MB; a full-frame plan for a
+/// long wavelength grid can reach hundreds of MB — meant for compact column selections).
+/// Failure: options as ObserveOptions::validate, rows as observe_convolved_into, pointing
+/// indices out of range -> InvalidOptions. A moved-from plan must not be used.
+class ObservePlan {
+ public:
+  ObservePlan(const NirspecInstrument& instrument, const ObserveOptions& options);
+  ~ObservePlan();
+  ObservePlan(ObservePlan&&) noexcept;
+  ObservePlan& operator=(ObservePlan&&) noexcept;
+  struct Impl;  // internal (instruments/observe.cpp)
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
 };
 
 /// Noiseless exposures of `sky` (sky.sci only is used; its grids must equal the instrument's).

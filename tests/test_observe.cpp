@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <numeric>
 
@@ -514,6 +515,124 @@ TEST(Observe, FoldedPsfRowsOnAnXConvolvedSkyEqualTheFullyConvolvedSky) {
   RowResponses wrong;
   o.rows = &wrong;
   EXPECT_THROW(observe_convolved_into(ins, ax, o, one), InvalidOptions);
+}
+
+// --- a precomputed ObservePlan (ObserveOptions::plan) ---------------------------------------------
+namespace {
+// Every value of two exposure sets, bit for bit (EXPECT_EQ per value, and the bytes).
+void expect_same_bits(const std::vector<Exposure>& a, const std::vector<Exposure>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t p = 0; p < a.size(); ++p) {
+    ASSERT_EQ(a[p].sci.size(), b[p].sci.size());
+    for (std::size_t q = 0; q < a[p].sci.size(); ++q) EXPECT_EQ(a[p].sci[q], b[p].sci[q]) << "exposure " << p;
+    EXPECT_EQ(std::memcmp(a[p].sci.data(), b[p].sci.data(), a[p].sci.size() * sizeof(double)), 0);
+    EXPECT_EQ(a[p].dq, b[p].dq);
+    EXPECT_EQ(a[p].wavelength_um, b[p].wavelength_um);
+    EXPECT_EQ(a[p].pointing.index, b[p].pointing.index);
+  }
+}
+// Each spectrum's exact nonzero range [first, last] (first > last: all zero).
+std::vector<int> exact_ranges(const std::vector<double>& sky, std::size_t npix, std::size_t nl) {
+  std::vector<int> r(2 * npix);
+  for (std::size_t q = 0; q < npix; ++q) {
+    int f = static_cast<int>(nl), l = -1;
+    for (std::size_t k = 0; k < nl; ++k)
+      if (sky[q * nl + k] != 0.0) {
+        f = std::min(f, static_cast<int>(k));
+        l = static_cast<int>(k);
+      }
+    r[2 * q] = f;
+    r[2 * q + 1] = l;
+  }
+  return r;
+}
+}  // namespace
+
+TEST(Observe, PlanGivesTheSameBitsAsNoPlan) {
+  NirspecConfig cfg;  // full 63-pointing pattern, Gaussian PSF (separable)
+  const SpatialGrid g = SpatialGrid::centred(50, 46, 0.04, 0.0, 0.02);
+  const WavelengthGrid wl = WavelengthGrid::from_windows({{1.2985, 0.0002, 20}, {1.65, 0.00015, 12}});
+  const NirspecInstrument ins(cfg, g, wl);
+  const std::size_t nl = wl.size(), npix = g.size();
+  std::vector<std::vector<double>> taps;
+  for (std::size_t ch = 0; ch < ins.num_chunks(); ++ch) taps.push_back(ins.psf().separable_factor(ch));
+  const RowResponses rows = fold_psf_rows(ins, taps, 1e-6);
+  // two skies with different nonzero ranges: a sparse random one; and one with whole spectra
+  // zero, others nonzero in a narrow random run of channels, negative values and -0.0
+  Rng rng(17);
+  std::vector<double> a(npix * nl), b(npix * nl, 0.0);
+  for (double& v : a) v = rng.uniform() < 0.3 ? rng.uniform() : 0.0;
+  for (std::size_t q = 0; q < npix; ++q) {
+    if (rng.uniform() < 0.4) continue;
+    const std::size_t k0 = static_cast<std::size_t>(rng.uniform() * nl);
+    const std::size_t len = 1 + static_cast<std::size_t>(rng.uniform() * 6);
+    for (std::size_t k = k0; k < std::min(nl, k0 + len); ++k) b[q * nl + k] = rng.uniform() - 0.3;
+    if (k0 + len + 1 < nl) b[q * nl + k0 + len + 1] = -0.0;
+  }
+  const std::vector<int> ra = exact_ranges(a, npix, nl), rb = exact_ranges(b, npix, nl);
+  std::vector<int> all(2 * npix);
+  for (std::size_t q = 0; q < npix; ++q) all[2 * q + 1] = static_cast<int>(nl) - 1;
+  // compact columns around both windows, folded rows (the fitter's use)
+  ObserveOptions o;
+  const int u1 = static_cast<int>(std::lround(ins.disperser().u_of_lambda(1.3005)));
+  const int u2 = static_cast<int>(std::lround(ins.disperser().u_of_lambda(1.651)));
+  for (int u = u1 - 12; u <= u1 + 12; ++u) o.columns.push_back(u);
+  for (int u = u2 - 6; u <= u2 + 6; u += 2) o.columns.push_back(u);
+  o.rows = &rows;
+  const ObservePlan plan(ins, o);
+  ObserveOptions op = o;
+  op.plan = &plan;
+  std::vector<Exposure> with, without;
+  for (int threads : {1, 2}) {
+    o.threads = op.threads = threads;
+    // the same plan for successive skies whose nonzero ranges differ
+    using Case = std::pair<const std::vector<double>*, const std::vector<int>*>;
+    for (const auto& [sky, ranges] : {Case{&a, &ra}, Case{&b, &rb}, Case{&a, &all}, Case{&b, &all}, Case{&b, nullptr}}) {
+      o.sky_ranges = op.sky_ranges = ranges;
+      observe_convolved_into(ins, *sky, o, without);
+      observe_convolved_into(ins, *sky, op, with);
+      expect_same_bits(with, without);
+    }
+  }
+  // full frame, a subset of the pointings in a scrambled order, the instrument's rows, the PSF
+  // applied by observe_into
+  Cube c = Cube::zeros(g, wl);
+  c.sci = b;
+  ObserveOptions f;
+  f.pointings = {40, 3, 17, 0, 62};
+  const ObservePlan fplan(ins, f);
+  ObserveOptions fp = f;
+  fp.plan = &fplan;
+  observe_into(ins, c, f, without);
+  observe_into(ins, c, fp, with);
+  expect_same_bits(with, without);
+  f.apply_psf = fp.apply_psf = false;
+  observe_into(ins, c, f, without);
+  observe_into(ins, c, fp, with);
+  expect_same_bits(with, without);
+  // a plan must match the call: instrument object, pointings, columns, rows
+  const NirspecInstrument other(cfg, g, wl);
+  EXPECT_THROW(observe_convolved_into(other, a, op, with), InvalidOptions);
+  ObserveOptions bad = op;
+  bad.columns.pop_back();
+  EXPECT_THROW(observe_convolved_into(ins, a, bad, with), InvalidOptions);
+  bad = op;
+  bad.rows = nullptr;
+  EXPECT_THROW(observe_convolved_into(ins, a, bad, with), InvalidOptions);
+  bad = fp;
+  bad.pointings = {3, 40, 17, 0, 62};
+  EXPECT_THROW(observe_into(ins, c, bad, with), InvalidOptions);
+  // and is built from valid options only
+  ObserveOptions inv;
+  inv.pointings = {63};
+  EXPECT_THROW(ObservePlan(ins, inv), InvalidOptions);
+  inv = ObserveOptions{};
+  inv.columns = {7, 7};
+  EXPECT_THROW(ObservePlan(ins, inv), InvalidOptions);
+  RowResponses wrong;
+  inv = ObserveOptions{};
+  inv.rows = &wrong;
+  EXPECT_THROW(ObservePlan(ins, inv), InvalidOptions);
 }
 
 // --- exposure frame, DQ, electrons ---------------------------------------------------------------
