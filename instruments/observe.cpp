@@ -396,65 +396,29 @@ SLITSTEP_AVX512_KERNEL inline __attribute__((always_inline)) void store_pairs8(v
   }
 }
 
-// Two detector rows x 32 channels of the row collapse with AVX-512 (8 independent 8-wide sums),
-// for CPUs that have it: the same products added in the same order as the narrower paths (no
-// FMA: fp-contract off), so the same bits. Bk = the column's first pixel + kb0; the sums for
-// channels kb0 .. kb0 + 31 go to C0[l * RS] (row r) and C0[l * RS + 1] (row r + 1; for the last
-// pair of an odd nv a padding row, never copied out).
-SLITSTEP_AVX512_KERNEL void collapse_pair32_avx512(const PairTerm* t0, const PairTerm* t1, const double* Bk,
-                                                   double* C0, std::size_t RS) {
-  v8d a0 = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+// Two detector rows x 8 N channels (N = 1, 2, 4) of the row collapse with AVX-512 (2 N
+// independent 8-wide sums), for CPUs that have it: the same products added in the same order as
+// the narrower paths (no FMA: fp-contract off), so the same bits. Bk = the column's first pixel +
+// kb0; the sums for channels kb0 .. kb0 + 8 N - 1 go to C0[l * RS] (row r) and C0[l * RS + 1]
+// (row r + 1; for the last pair of an odd nv a padding row, never copied out).
+template <int N>
+SLITSTEP_AVX512_KERNEL void collapse_pair_avx512(const PairTerm* t0, const PairTerm* t1, const double* Bk, double* C0,
+                                                 std::size_t RS) {
+  v8d a[N], b[N];
+#pragma GCC unroll 4
+  for (int q = 0; q < N; ++q) a[q] = b[q] = v8d{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
   for (const PairTerm* t = t0; t < t1; ++t) {
     const double* src = Bk + t->off;
-    v8d v0, v1, v2, v3;
-    std::memcpy(&v0, src, sizeof v0);
-    std::memcpy(&v1, src + 8, sizeof v1);
-    std::memcpy(&v2, src + 16, sizeof v2);
-    std::memcpy(&v3, src + 24, sizeof v3);
-    a0 += t->y0 * v0;
-    a1 += t->y0 * v1;
-    a2 += t->y0 * v2;
-    a3 += t->y0 * v3;
-    b0 += t->y1 * v0;
-    b1 += t->y1 * v1;
-    b2 += t->y1 * v2;
-    b3 += t->y1 * v3;
+#pragma GCC unroll 4
+    for (int q = 0; q < N; ++q) {
+      v8d v;
+      std::memcpy(&v, src + 8 * q, sizeof v);
+      a[q] += t->y0 * v;
+      b[q] += t->y1 * v;
+    }
   }
-  store_pairs8(a0, b0, C0, RS);
-  store_pairs8(a1, b1, C0 + 8 * RS, RS);
-  store_pairs8(a2, b2, C0 + 16 * RS, RS);
-  store_pairs8(a3, b3, C0 + 24 * RS, RS);
-}
-
-// The same for 16 channels.
-SLITSTEP_AVX512_KERNEL void collapse_pair16_avx512(const PairTerm* t0, const PairTerm* t1, const double* Bk,
-                                                   double* C0, std::size_t RS) {
-  v8d a0 = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, a1 = a0, b0 = a0, b1 = a0;
-  for (const PairTerm* t = t0; t < t1; ++t) {
-    const double* src = Bk + t->off;
-    v8d v0, v1;
-    std::memcpy(&v0, src, sizeof v0);
-    std::memcpy(&v1, src + 8, sizeof v1);
-    a0 += t->y0 * v0;
-    a1 += t->y0 * v1;
-    b0 += t->y1 * v0;
-    b1 += t->y1 * v1;
-  }
-  store_pairs8(a0, b0, C0, RS);
-  store_pairs8(a1, b1, C0 + 8 * RS, RS);
-}
-
-// The same for 8 channels.
-SLITSTEP_AVX512_KERNEL void collapse_pair8_avx512(const PairTerm* t0, const PairTerm* t1, const double* Bk,
-                                                  double* C0, std::size_t RS) {
-  v8d a0 = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, b0 = a0;
-  for (const PairTerm* t = t0; t < t1; ++t) {
-    v8d v0;
-    std::memcpy(&v0, Bk + t->off, sizeof v0);
-    a0 += t->y0 * v0;
-    b0 += t->y1 * v0;
-  }
-  store_pairs8(a0, b0, C0, RS);
+#pragma GCC unroll 4
+  for (int q = 0; q < N; ++q) store_pairs8(a[q], b[q], C0 + static_cast<std::size_t>(8 * q) * RS, RS);
 }
 
 // Rows [rr, rr + 8 N8 + 4 N4) of the spectral spread in one pass over the terms (N8 8-wide and
@@ -671,15 +635,15 @@ void render_step(const NirspecInstrument& ins, const ObservePlan::Impl& plan, co
             const bool two = r + 1 < nv;
 #if SLITSTEP_HAS_AVX512_KERNELS
             if (W == 32) {
-              collapse_pair32_avx512(t0, t1, Bk, C0, RS);
+              collapse_pair_avx512<4>(t0, t1, Bk, C0, RS);
               continue;
             }
             if (W == 16 && v512) {
-              collapse_pair16_avx512(t0, t1, Bk, C0, RS);
+              collapse_pair_avx512<2>(t0, t1, Bk, C0, RS);
               continue;
             }
             if (W == 8) {
-              collapse_pair8_avx512(t0, t1, Bk, C0, RS);
+              collapse_pair_avx512<1>(t0, t1, Bk, C0, RS);
               continue;
             }
 #endif
