@@ -10,9 +10,12 @@
 // The operator (reference path, observe()):
 //   sky cube (any SpatialGrid in the same frame; windowed or linear WavelengthGrid, channels read
 //   as boxes: piecewise-constant surface brightness)
-//   -> LSF: every sky channel box is convolved with a unit Gaussian of sigma = LSF(lambda_k) and
-//      integrated exactly over the output channels (flux conserving; light outside the output
-//      range is lost, as in a real instrument)
+//   -> LSF: every sky channel box is convolved with a unit Gaussian of variance LSF(lambda_k)^2 -
+//      width^2/6 and integrated exactly over the output channels (flux conserving; light outside
+//      the output range is lost, as in a real instrument). The width^2/6 removes the excess of a
+//      binned spectrum read as boxes (Sheppard's width^2/12 for the flux placed at the channel
+//      centre plus the box's width^2/12), so lines keep the continuous spectrum's width to second
+//      order; a sky channel wider than sqrt(6) LSF sigma is refused (InvalidOptions).
 //   -> area-weighted (flux conserving) resampling onto the WORK grid: fine pixels of
 //      spaxel/oversample covering the field plus a margin of >= the PSF radius
 //   -> PSF: zero-padded linear convolution with the pixel-integrated, unit-sum kernel (separable
