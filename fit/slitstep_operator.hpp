@@ -10,7 +10,9 @@
 //    NirspecInstrument and every precomputed response, stay the same while the parameters move;
 //    an evaluation whose line profiles would be cut by the fixed windows returns kOutOfRange;
 //  * renders only the chosen lines (default: the config's [render] lines, else [NII]6548, Halpha,
-//    [NII]6584) and no continuum windows (line windows only);
+//    [NII]6584) and no continuum windows (line windows only), on the configuration's pixels and
+//    on channels of max(render_channel_kms, the configuration's) km/s (default 30: equal to the
+//    simulator's 15 km/s sky to fourth order in the channel width, both Sheppard-corrected);
 //  * builds the NirspecInstrument once (geometry, spectral and row responses cached), and
 //    observe's bookkeeping for the chosen columns and rows (ObservePlan, ~2.4 MB by default);
 //  * chooses the detector COLUMNS of the model: live columns (not in the chip gap / beyond the red
