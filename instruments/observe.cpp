@@ -377,7 +377,7 @@ inline v4d load4(const double* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store4(double* p, v4d v) { std::memcpy(p, &v, sizeof v); }
+inline void store4(double* p, const v4d& v) { std::memcpy(p, &v, sizeof v); }  // by reference: no -Wpsabi note
 
 using v8d = double __attribute__((vector_size(64)));
 #if SLITSTEP_HAS_AVX512_KERNELS
