@@ -269,10 +269,12 @@ void NirspecInstrument::build_chunks() {
     const double f = numerics_.channel_reference_fraction;
     const double var = sk * sk + du * du * (2.0 * f * f - 1.0) / 12.0;
     if (!(var > 0.0))
-      throw InvalidOptions("NirspecNumerics.channel_reference_fraction = " + format_value(f) + ": channel " +
-                           std::to_string(k) + " (" + format_value(l) + " um) is " + format_value(du) +
-                           " columns wide, too wide for an LSF of sigma " + format_value(sk) +
-                           " columns at this fraction (the matched width would not be positive)");
+      throw InvalidOptions("sky channel " + std::to_string(k) + " (" + format_value(l) + " um) is " +
+                           format_value(du) + " detector columns wide, too wide for the LSF (sigma " +
+                           format_value(sk) + " columns) with NirspecNumerics.channel_reference_fraction = " +
+                           format_value(f) + ": make [render] channel_kms smaller (the channel must be narrower " +
+                           "than " + format_value(sk * std::sqrt(12.0 / std::max(1e-12, 1.0 - 2.0 * f * f))) +
+                           " columns here)");
     sigma_u_[k] = std::sqrt(var);
   }
   // uniform-source row profile (cross-dispersion kernel at 1.4 um)

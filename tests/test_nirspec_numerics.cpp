@@ -58,6 +58,7 @@ TEST(NirspecNumerics, ChannelReferenceFractionValidation) {
     ADD_FAILURE() << "accepted a negative channel variance";
   } catch (const InvalidOptions& e) {
     EXPECT_NE(std::string(e.what()).find("channel_reference_fraction"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[render] channel_kms"), std::string::npos) << e.what();
   }
 }
 
