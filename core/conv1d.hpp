@@ -23,7 +23,7 @@ struct Tap {
 };
 
 // Register-blocked (output-stationary) sums over W consecutive channels k0 .. k0 + W - 1, written
-// to o[k0 ..] once: the W partial sums stay in registers (W / 4 vectors of 4 doubles; two SSE2
+// to o[k0 ..] once: the W partial sums stay in registers (W / L vectors of L doubles; two SSE2
 // registers each in the baseline clone) while the taps are added in increasing d order.
 // Bit-identical to adding w * src[k] into a zeroed o tap by tap over each tap's [a, b]: a tap that
 // covers the block adds w * src[k] to every sum; one that covers part of it adds w * (src[k]
@@ -32,24 +32,24 @@ struct Tap {
 // s + (+-0.0) == s).
 // Separate multiplies and adds (no FMA), so every value is rounded as before. Recomputing a
 // channel (overlapping blocks) gives the same value.
-typedef double V4 __attribute__((vector_size(32)));
-
-template <int W>
+template <int W, int L = 4>
 inline __attribute__((always_inline)) void conv_block(const Tap* t, const Tap* te, int k0, double* __restrict o) {
-  static_assert(W % 4 == 0);
-  constexpr int NV = W / 4;
+  static_assert(L == 4 || L == 8);
+  static_assert(W % L == 0);
+  typedef double V __attribute__((vector_size(8 * L)));
+  constexpr int NV = W / L;
   const int k1 = k0 + W - 1;
-  V4 acc[NV];
+  V acc[NV];
 #pragma GCC unroll 4
-  for (int q = 0; q < NV; ++q) acc[q] = V4{0.0, 0.0, 0.0, 0.0};
+  for (int q = 0; q < NV; ++q) acc[q] = V{};  // +0.0 in every lane
   for (; t != te; ++t) {
     const double w = t->w;
     const double* __restrict s = t->src + k0;
     if (t->a <= k0 && k1 <= t->b) {
 #pragma GCC unroll 4
       for (int q = 0; q < NV; ++q) {
-        V4 x;
-        std::memcpy(&x, s + 4 * q, sizeof x);
+        V x;
+        std::memcpy(&x, s + L * q, sizeof x);
         acc[q] += w * x;
       }
     } else if (t->a <= k1 && k0 <= t->b) {
@@ -58,14 +58,14 @@ inline __attribute__((always_inline)) void conv_block(const Tap* t, const Tap* t
       for (int j = 0; j < W; ++j) v[j] = (j >= a && j <= b) ? s[j] : 0.0;
 #pragma GCC unroll 4
       for (int q = 0; q < NV; ++q) {
-        V4 x;
-        std::memcpy(&x, v + 4 * q, sizeof x);
+        V x;
+        std::memcpy(&x, v + L * q, sizeof x);
         acc[q] += w * x;
       }
     }
   }
 #pragma GCC unroll 4
-  for (int q = 0; q < NV; ++q) std::memcpy(o + k0 + 4 * q, &acc[q], sizeof acc[q]);
+  for (int q = 0; q < NV; ++q) std::memcpy(o + k0 + L * q, &acc[q], sizeof acc[q]);
 }
 
 // One channel k: the taps whose [a, b] holds k, in order.
@@ -77,16 +77,19 @@ inline __attribute__((always_inline)) void conv_one(const Tap* t, const Tap* te,
 }
 
 // Channels ka .. kb: blocks of 16 (the last one moved back to end at kb), shorter ranges in
-// blocks of 8 or 4 the same way, fewer than 4 channels one by one.
+// blocks of 8 or 4 the same way, fewer than 4 channels one by one. L = doubles per vector of the
+// 16- and 8-channel blocks: 4 (AVX2 / SSE2 pairs), or 8 inside an AVX-512 caller (core/simd.hpp
+// SLITSTEP_AVX512_KERNEL); the same terms in the same order, so the same bits.
+template <int L = 4>
 inline __attribute__((always_inline)) void conv_range(const Tap* t, const Tap* te, int ka, int kb, double* __restrict o) {
   const int len = kb - ka + 1;
   if (len >= 16) {
     int k0 = ka;
-    for (; k0 + 15 <= kb; k0 += 16) conv_block<16>(t, te, k0, o);
-    if (k0 <= kb) conv_block<16>(t, te, kb - 15, o);
+    for (; k0 + 15 <= kb; k0 += 16) conv_block<16, L>(t, te, k0, o);
+    if (k0 <= kb) conv_block<16, L>(t, te, kb - 15, o);
   } else if (len >= 8) {
-    conv_block<8>(t, te, ka, o);
-    if (len > 8) conv_block<8>(t, te, kb - 7, o);
+    conv_block<8, L>(t, te, ka, o);
+    if (len > 8) conv_block<8, L>(t, te, kb - 7, o);
   } else if (len >= 4) {
     conv_block<4>(t, te, ka, o);
     if (len > 4) conv_block<4>(t, te, kb - 3, o);

@@ -683,78 +683,16 @@ std::vector<LineId> selected_lines(const RenderOptions& o) {
 // same bits.
 // ------------------------------------------------------------------------------------------
 
-using conv1d::conv_block;
-using conv1d::conv_one;
-using conv1d::conv_range;
 using conv1d::Tap;
-
-#if SLITSTEP_HAS_AVX512_KERNELS
-// The same blocks eight channels per vector (AVX-512F, no contraction): every channel's sum adds
-// the same terms in the same order as conv_block, so the same bits.
-typedef double V8 __attribute__((vector_size(64)));
-
-template <int W>
-SLITSTEP_AVX512_KERNEL inline __attribute__((always_inline)) void conv_block_z(const Tap* t, const Tap* te, int k0,
-                                                                               double* __restrict o) {
-  static_assert(W % 8 == 0);
-  constexpr int NV = W / 8;
-  const int k1 = k0 + W - 1;
-  V8 acc[NV];
-#pragma GCC unroll 4
-  for (int q = 0; q < NV; ++q) acc[q] = V8{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-  for (; t != te; ++t) {
-    const double w = t->w;
-    const double* __restrict s = t->src + k0;
-    if (t->a <= k0 && k1 <= t->b) {
-#pragma GCC unroll 4
-      for (int q = 0; q < NV; ++q) {
-        V8 x;
-        std::memcpy(&x, s + 8 * q, sizeof x);
-        acc[q] += w * x;
-      }
-    } else if (t->a <= k1 && k0 <= t->b) {
-      const int a = t->a - k0, b = t->b - k0;
-      double v[W];
-      for (int j = 0; j < W; ++j) v[j] = (j >= a && j <= b) ? s[j] : 0.0;
-#pragma GCC unroll 4
-      for (int q = 0; q < NV; ++q) {
-        V8 x;
-        std::memcpy(&x, v + 8 * q, sizeof x);
-        acc[q] += w * x;
-      }
-    }
-  }
-#pragma GCC unroll 4
-  for (int q = 0; q < NV; ++q) std::memcpy(o + k0 + 8 * q, &acc[q], sizeof acc[q]);
-}
-
-// conv_range with the 16- and 8-channel blocks eight wide (the 4-channel blocks and single
-// channels as there).
-SLITSTEP_AVX512_KERNEL inline __attribute__((always_inline)) void conv_range_z(const Tap* t, const Tap* te, int ka,
-                                                                               int kb, double* __restrict o) {
-  const int len = kb - ka + 1;
-  if (len >= 16) {
-    int k0 = ka;
-    for (; k0 + 15 <= kb; k0 += 16) conv_block_z<16>(t, te, k0, o);
-    if (k0 <= kb) conv_block_z<16>(t, te, kb - 15, o);
-  } else if (len >= 8) {
-    conv_block_z<8>(t, te, ka, o);
-    if (len > 8) conv_block_z<8>(t, te, kb - 7, o);
-  } else if (len >= 4) {
-    conv_block<4>(t, te, ka, o);
-    if (len > 4) conv_block<4>(t, te, kb - 3, o);
-  } else {
-    for (int k = ka; k <= kb; ++k) conv_one(t, te, k, o);
-  }
-}
-#endif
 
 // Filters output pixel i of one rendered row: in = the row's n spectra of nl channels (nonzero
 // ranges [first, last]) -> o (nl channels) and its range [ofirst, olast]. taps: room for
-// 2 hmax + 1 (hmax = the largest half-width).
-SLITSTEP_SIMD_CLONES
-void filter_pixel(const double* in, const int* first, const int* last, int n, int i, std::size_t nl,
-                  const RowFilter& f, int hmax, double* __restrict o, int& ofirst, int& olast, Tap* taps) {
+// 2 hmax + 1 (hmax = the largest half-width). L = doubles per vector of the blocks
+// (conv1d::conv_range): 4 in the SIMD clones, 8 in the AVX-512 variant; the same bits.
+template <int L>
+inline __attribute__((always_inline)) void filter_pixel_body(const double* in, const int* first, const int* last,
+                                                             int n, int i, std::size_t nl, const RowFilter& f, int hmax,
+                                                             double* __restrict o, int& ofirst, int& olast, Tap* taps) {
   const auto& h = f.taps;
   int lo, hi;
   const bool any = conv1d::begin_output(first, last, 0, 1, n, i, hmax, nl, o, lo, hi);
@@ -765,28 +703,23 @@ void filter_pixel(const double* in, const int* first, const int* last, int n, in
     const int ka = std::max(lo, static_cast<int>(f.chunk_first[c])), kb = std::min(hi, static_cast<int>(f.chunk_end[c]) - 1);
     if (kb < ka) continue;
     Tap* te = conv1d::chunk_taps(in, first, last, 0, 1, n, i, nl, h[c], ka, kb, taps);
-    if (te != taps) conv_range(taps, te, ka, kb, o);
+    if (te != taps) conv1d::conv_range<L>(taps, te, ka, kb, o);
   }
 }
 
+SLITSTEP_SIMD_CLONES
+void filter_pixel(const double* in, const int* first, const int* last, int n, int i, std::size_t nl,
+                  const RowFilter& f, int hmax, double* __restrict o, int& ofirst, int& olast, Tap* taps) {
+  filter_pixel_body<4>(in, first, last, n, i, nl, f, hmax, o, ofirst, olast, taps);
+}
+
 #if SLITSTEP_HAS_AVX512_KERNELS
-// filter_pixel with the AVX-512 blocks (the same code otherwise; call only where the CPU has
-// AVX-512F).
+// filter_pixel with eight channels per vector (AVX-512F, no contraction; call only where the CPU
+// has AVX-512F).
 SLITSTEP_AVX512_KERNEL void filter_pixel_avx512(const double* in, const int* first, const int* last, int n, int i,
                                                 std::size_t nl, const RowFilter& f, int hmax, double* __restrict o,
                                                 int& ofirst, int& olast, Tap* taps) {
-  const auto& h = f.taps;
-  int lo, hi;
-  const bool any = conv1d::begin_output(first, last, 0, 1, n, i, hmax, nl, o, lo, hi);
-  ofirst = lo;
-  olast = hi;
-  if (!any) return;
-  for (std::size_t c = 0; c < h.size(); ++c) {
-    const int ka = std::max(lo, static_cast<int>(f.chunk_first[c])), kb = std::min(hi, static_cast<int>(f.chunk_end[c]) - 1);
-    if (kb < ka) continue;
-    Tap* te = conv1d::chunk_taps(in, first, last, 0, 1, n, i, nl, h[c], ka, kb, taps);
-    if (te != taps) conv_range_z(taps, te, ka, kb, o);
-  }
+  filter_pixel_body<8>(in, first, last, n, i, nl, f, hmax, o, ofirst, olast, taps);
 }
 #endif
 
